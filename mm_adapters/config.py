@@ -1,0 +1,148 @@
+"""Adapter configuration: one dataclass, with the three placements as named presets."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+ACTIVATIONS = ("relu", "gelu", "swish", "silu", "tanh")
+SITES = ("attn", "ffn")
+
+
+@dataclass(frozen=True)
+class AdapterConfig:
+    """Where bottleneck adapters go and what they look like.
+
+    The three published placements are presets: :meth:`houlsby`, :meth:`pfeiffer` and :meth:`parallel`.
+    """
+
+    sites: tuple[str, ...] = ("ffn",)
+    """Sublayers that get an adapter: ``"attn"`` (attention output) and/or ``"ffn"`` (feed-forward output)."""
+    parallel: bool = False
+    """False: ``h + up(act(down(h)))`` on the sublayer output ``h``. True: ``h + scaling * adapter(x)`` beside it, ``x`` being the sublayer input."""
+    reduction_factor: float | None = 16
+    """Bottleneck size as ``hidden_size / reduction_factor``; ignored when ``bottleneck_dim`` is set."""
+    bottleneck_dim: int | None = None
+    """Explicit bottleneck size; overrides ``reduction_factor``."""
+    activation: str = "relu"
+    """Nonlinearity between the projections: relu, gelu, swish (= silu) or tanh."""
+    scaling: float = 1.0
+    """Multiplier on the adapter output (parallel adapters use 4.0, as in He et al. 2022 and AdapterHub)."""
+    dropout: float = 0.0
+    """Dropout on the bottleneck activations during training."""
+    layers: str | tuple[int, ...] = "all"
+    """Layers that get adapters: ``"all"``, ``"last:K"`` for the top K layers, or a tuple of indices (negative ones count from the top)."""
+    towers: tuple[str, ...] | None = None
+    """For multi-tower backbones (CLIP: ``"vision"``, ``"text"``), which towers get adapters; None means all."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sites", tuple(self.sites))
+        if not isinstance(self.layers, str):
+            object.__setattr__(self, "layers", tuple(self.layers))
+        if self.towers is not None:
+            object.__setattr__(self, "towers", tuple(self.towers))
+        self._validate()
+
+    def _validate(self) -> None:
+        if not self.sites or any(site not in SITES for site in self.sites):
+            raise ValueError(f"sites must be a non-empty subset of {SITES}, got {self.sites!r}.")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}.")
+        if self.bottleneck_dim is None and (self.reduction_factor is None or not self.reduction_factor > 0):
+            raise ValueError(
+                f"reduction_factor must be a positive number (got {self.reduction_factor!r}); "
+                "or set bottleneck_dim to an explicit size."
+            )
+        if self.bottleneck_dim is not None and (
+            isinstance(self.bottleneck_dim, bool) or not isinstance(self.bottleneck_dim, int) or self.bottleneck_dim < 1
+        ):
+            raise ValueError(f"bottleneck_dim must be a positive integer, got {self.bottleneck_dim!r}.")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}.")
+        if not isinstance(self.scaling, (int, float)) or self.scaling != self.scaling:
+            raise ValueError(f"scaling must be a number, got {self.scaling!r}.")
+        _check_layers(self.layers)
+
+    # -- presets -----------------------------------------------------------------------------------------------
+    @classmethod
+    def houlsby(cls, **overrides: Any) -> AdapterConfig:
+        """Houlsby et al. 2019: sequential adapters after the attention and the feed-forward sublayers."""
+        return cls(**{"sites": ("attn", "ffn"), "activation": "swish", "reduction_factor": 16, **overrides})
+
+    @classmethod
+    def pfeiffer(cls, **overrides: Any) -> AdapterConfig:
+        """Pfeiffer et al. 2021: one sequential adapter after the feed-forward sublayer."""
+        return cls(**{"sites": ("ffn",), "activation": "relu", "reduction_factor": 16, **overrides})
+
+    @classmethod
+    def parallel(cls, **overrides: Any) -> AdapterConfig:
+        """He et al. 2022 scaled parallel adapter beside the feed-forward sublayer (AdapterHub's ParBn)."""
+        defaults = {"sites": ("ffn",), "parallel": True, "activation": "relu", "reduction_factor": 2, "scaling": 4.0}
+        return cls(**{**defaults, **overrides})
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> AdapterConfig:
+        """Build a preset by name: ``houlsby``, ``pfeiffer`` or ``parallel``."""
+        presets = {"houlsby": cls.houlsby, "pfeiffer": cls.pfeiffer, "parallel": cls.parallel}
+        if name not in presets:
+            raise ValueError(f"Unknown adapter preset {name!r}; choose one of {sorted(presets)}.")
+        return presets[name](**overrides)
+
+    # -- derived values ----------------------------------------------------------------------------------------
+    def bottleneck_size(self, hidden_size: int) -> int:
+        """The bottleneck width for a backbone of this hidden size."""
+        if self.bottleneck_dim is not None:
+            return self.bottleneck_dim
+        return max(1, int(hidden_size // self.reduction_factor))
+
+    def layer_indices(self, num_layers: int) -> list[int]:
+        """Sorted indices of the layers that get adapters, for a tower of ``num_layers`` layers."""
+        if self.layers == "all":
+            return list(range(num_layers))
+        if isinstance(self.layers, str):
+            k = int(self.layers.split(":", 1)[1])
+            return list(range(max(0, num_layers - k), num_layers))
+        indices = set()
+        for index in self.layers:
+            if not -num_layers <= index < num_layers:
+                raise ValueError(f"Layer index {index} is out of range for a tower of {num_layers} layers.")
+            indices.add(index % num_layers)
+        return sorted(indices)
+
+    # -- serialisation -----------------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["sites"] = list(self.sites)
+        if not isinstance(self.layers, str):
+            data["layers"] = list(self.layers)
+        if self.towers is not None:
+            data["towers"] = list(self.towers)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AdapterConfig:
+        """Rebuild a config from :meth:`to_dict` output; unknown keys are an error, not silently dropped."""
+        if not isinstance(data, dict):
+            raise ValueError(f"An adapter config must be a JSON object, got {type(data).__name__}.")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"Unknown adapter config keys {unknown}; the known keys are {sorted(known)}.")
+        try:
+            return cls(**data)
+        except TypeError as error:
+            raise ValueError(f"Invalid adapter config {data}: {error}") from error
+
+
+def _check_layers(layers: Any) -> None:
+    if isinstance(layers, str):
+        if layers == "all":
+            return
+        head, _, count = layers.partition(":")
+        if head == "last" and count.isdigit() and int(count) > 0:
+            return
+        raise ValueError(f'layers must be "all", "last:K" (K > 0) or a tuple of indices, got {layers!r}.')
+    if not layers or not all(isinstance(i, int) and not isinstance(i, bool) for i in layers):
+        raise ValueError(f"layers must be a non-empty tuple of integer indices, got {layers!r}.")
+

@@ -1,0 +1,189 @@
+"""Adding, activating and removing named adapters on a backbone."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import nn
+
+from .config import AdapterConfig
+from .layers import BottleneckAdapter
+from .site import AdapterSite, InputTap
+from .specs import BackboneSpec, resolve_parent, resolve_path
+from .state import backbone_signature, check_name, get_state, has_adapters, iter_sites, tower_layers
+
+
+def add_adapter(
+    model: nn.Module,
+    name: str,
+    config: AdapterConfig | None = None,
+    *,
+    spec: BackboneSpec | None = None,
+    set_active: bool = True,
+) -> nn.Module:
+    """Add a bottleneck adapter called ``name`` to ``model`` in place and freeze the base model.
+
+    ``config`` defaults to :meth:`AdapterConfig.pfeiffer`. The spec is detected from the model class unless
+    given. With ``set_active`` the new adapter becomes the only active (and trainable) one.
+    """
+    config = config or AdapterConfig.pfeiffer()
+    if not isinstance(config, AdapterConfig):
+        raise TypeError(f"config must be an AdapterConfig, got {type(config).__name__}.")
+    check_name(name)
+    state = get_state(model, spec, create=True)
+    if name in state.configs:
+        raise ValueError(f"An adapter named {name!r} already exists; delete_adapter it first or pick another name.")
+    towers = _selected_towers(state.spec, config)
+    if not has_sites(model):
+        for parameter in model.parameters():
+            parameter.requires_grad_(False)
+    for tower_name in towers:
+        tower = state.spec.towers[tower_name]
+        layers = resolve_path(model, tower.layers)
+        hidden_size = int(resolve_path(layers[0], tower.hidden_size))
+        for index in config.layer_indices(len(layers)):
+            for site_name in config.sites:
+                site = _site_for(layers[index], getattr(tower, site_name), tower_name, index, site_name, hidden_size)
+                if config.parallel:
+                    _ensure_tap(layers[index], getattr(tower, site_name), site)
+                adapter = BottleneckAdapter(hidden_size, config)
+                adapter.to(device=_device_of(site.base_layer))
+                site.add(name, adapter)
+    state.configs[name] = config
+    if set_active:
+        set_active_adapters(model, name)
+    else:
+        _apply_active(model, state.active)
+    return model
+
+
+def set_active_adapters(model: nn.Module, names: str | Sequence[str] | None) -> None:
+    """Use ``names`` in the forward pass: one name, a list to stack in order, or None for the plain base model.
+
+    Active adapters become trainable; all other adapters are frozen.
+    """
+    state = get_state(model)
+    if names is None:
+        active: tuple[str, ...] = ()
+    elif isinstance(names, str):
+        active = (names,)
+    else:
+        active = tuple(names)
+    missing = [n for n in active if n not in state.configs]
+    if missing:
+        raise ValueError(f"No adapter named {missing} on this model; it has {sorted(state.configs)}.")
+    if len(set(active)) != len(active):
+        raise ValueError(f"An adapter is listed twice in {list(active)}.")
+    state.active = active
+    _apply_active(model, active)
+
+
+def delete_adapter(model: nn.Module, name: str) -> None:
+    """Remove an adapter; sites left with no adapters are unwrapped, restoring the original modules."""
+    state = get_state(model)
+    if name not in state.configs:
+        raise ValueError(f"No adapter named {name!r} on this model; it has {sorted(state.configs)}.")
+    for site in list(iter_sites(model)):
+        if name in site.adapters:
+            site.remove(name)
+    del state.configs[name]
+    state.active = tuple(n for n in state.active if n != name)
+    _unwrap_empty_sites(model)
+
+
+def list_adapters(model: nn.Module) -> dict[str, AdapterConfig]:
+    """Names and configs of the adapters on ``model``."""
+    return dict(get_state(model).configs) if has_adapters(model) else {}
+
+
+def active_adapters(model: nn.Module) -> tuple[str, ...]:
+    return get_state(model).active if has_adapters(model) else ()
+
+
+def adapted_layers(model: nn.Module, name: str | None = None) -> dict[str, list[int]]:
+    """Per tower, the layer indices holding an adapter (``name``, or any active one). Layers below the lowest index
+    run the frozen base model only, so their output can be computed without autograd or cached."""
+    names = {name} if name else set(active_adapters(model))
+    layers: dict[str, set[int]] = {}
+    for site in iter_sites(model):
+        if names & set(site.adapters):
+            layers.setdefault(site.tower, set()).add(site.layer_index)
+    return {tower: sorted(indices) for tower, indices in layers.items()}
+
+
+def has_sites(model: nn.Module) -> bool:
+    return any(True for _ in iter_sites(model))
+
+
+def signature(model: nn.Module) -> dict:
+    state = get_state(model, create=True)
+    return backbone_signature(model, state.spec)
+
+
+# -- internals ------------------------------------------------------------------------------------------------------
+def _selected_towers(spec: BackboneSpec, config: AdapterConfig) -> list[str]:
+    if config.towers is None:
+        return list(spec.towers)
+    unknown = [t for t in config.towers if t not in spec.towers]
+    if unknown:
+        raise ValueError(f"Unknown towers {unknown} for backbone {spec.family!r}; it has {list(spec.towers)}.")
+    return list(config.towers)
+
+
+def _site_for(layer: nn.Module, site_spec, tower: str, index: int, site_name: str, hidden_size: int) -> AdapterSite:
+    existing = resolve_path(layer, site_spec.output)
+    if isinstance(existing, AdapterSite):
+        return existing
+    parent, child = resolve_parent(layer, site_spec.output)
+    site = AdapterSite(existing, tower, index, site_name, hidden_size)
+    setattr(parent, child, site)
+    return site
+
+
+def _ensure_tap(layer: nn.Module, site_spec, site: AdapterSite) -> None:
+    """Parallel adapters read the sublayer input; tap it where it enters a module other than the adapted one."""
+    if site_spec.input is None or site.tap is not None:
+        return
+    input_module = resolve_path(layer, site_spec.input)
+    if input_module is site or input_module is site.base_layer:
+        return
+    if not isinstance(input_module, InputTap):
+        parent, child = resolve_parent(layer, site_spec.input)
+        input_module = InputTap(input_module)
+        setattr(parent, child, input_module)
+    site.attach_tap(input_module)
+
+
+def _apply_active(model: nn.Module, active: tuple[str, ...]) -> None:
+    for site in iter_sites(model):
+        site.set_active(active)
+        for adapter_name, adapter in site.adapters.items():
+            adapter.requires_grad_(adapter_name in active)
+
+
+def _unwrap_empty_sites(model: nn.Module) -> None:
+    state = get_state(model)
+    for tower_name, layers in tower_layers(model, state.spec).items():
+        tower = state.spec.towers[tower_name]
+        for layer in layers:
+            for site_spec in (tower.attn, tower.ffn):
+                site = resolve_path(layer, site_spec.output)
+                if not isinstance(site, AdapterSite):
+                    continue
+                needs_tap = any(adapter.parallel for adapter in site.adapters.values())
+                if site.tap is not None and not needs_tap:
+                    _replace(layer, site_spec.input, site.tap.base_layer)
+                    site.attach_tap(None)
+                if not len(site.adapters):
+                    _replace(layer, site_spec.output, site.base_layer)
+
+
+def _replace(layer: nn.Module, path: str, module: nn.Module) -> None:
+    parent, child = resolve_parent(layer, path)
+    setattr(parent, child, module)
+
+
+def _device_of(module: nn.Module):
+    for tensor in module.parameters():
+        return tensor.device
+    return None

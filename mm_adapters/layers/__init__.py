@@ -1,0 +1,3 @@
+from .bottleneck import BottleneckAdapter
+
+__all__ = ["BottleneckAdapter"]

@@ -1,0 +1,37 @@
+"""The bottleneck adapter: down-projection, nonlinearity, up-projection."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..config import AdapterConfig
+
+_ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "swish": nn.SiLU, "silu": nn.SiLU, "tanh": nn.Tanh}
+
+
+class BottleneckAdapter(nn.Module):
+    """``scaling * up(dropout(act(down(x))))``; the caller adds it to the hidden state.
+
+    The up-projection starts at zero, so an adapted model computes exactly its base model until it trains.
+    Parameters: ``2 * r * d + r + d`` for hidden size ``d`` and bottleneck ``r``.
+    """
+
+    def __init__(self, hidden_size: int, config: AdapterConfig) -> None:
+        super().__init__()
+        bottleneck = config.bottleneck_size(hidden_size)
+        self.parallel = config.parallel
+        self.scaling = float(config.scaling)
+        self.down = nn.Linear(hidden_size, bottleneck)
+        self.act = _ACTIVATIONS[config.activation]()
+        self.dropout = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
+        self.up = nn.Linear(bottleneck, hidden_size)
+        nn.init.zeros_(self.up.weight)
+        nn.init.zeros_(self.up.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight_dtype = self.down.weight.dtype
+        delta = self.up(self.dropout(self.act(self.down(x.to(weight_dtype)))))
+        if self.scaling != 1.0:
+            delta = delta * self.scaling
+        return delta.to(x.dtype)

@@ -1,0 +1,183 @@
+"""Saving and loading single adapters: a JSON config and a safetensors file, never the backbone, never pickle."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .atomic import write_directory_atomically
+from .config import AdapterConfig
+from .errors import AdapterLoadError
+from .injection import add_adapter, delete_adapter, set_active_adapters
+from .state import backbone_signature, check_name, get_state, iter_sites
+
+CONFIG_FILE = "adapter_config.json"
+WEIGHTS_FILE = "adapter_model.safetensors"
+HEAD_FILE = "head.safetensors"
+FORMAT = "mm_adapters.adapter/1"
+_CONFIG_KEYS = {"format", "name", "config", "backbone", "has_head"}
+
+
+def adapter_state_dict(model: nn.Module, name: str) -> dict[str, torch.Tensor]:
+    """The adapter's tensors under canonical keys ``{tower}.{layer}.{site}.{param}``, independent of module paths."""
+    tensors = {}
+    for site in iter_sites(model):
+        if name in site.adapters:
+            prefix = f"{site.tower}.{site.layer_index}.{site.site}"
+            for key, tensor in site.adapters[name].state_dict().items():
+                tensors[f"{prefix}.{key}"] = tensor.detach().cpu().contiguous()
+    return tensors
+
+
+def save_adapter(
+    model: nn.Module, name: str, directory: str | os.PathLike, *, head: nn.Module | None = None, overwrite: bool = False
+) -> Path:
+    """Write adapter ``name`` (and optionally a task head) to ``directory``; atomic, and refuses to overwrite
+    an existing folder unless ``overwrite=True``."""
+    state = get_state(model)
+    if name not in state.configs:
+        raise ValueError(f"No adapter named {name!r} on this model; it has {sorted(state.configs)}.")
+    tensors = adapter_state_dict(model, name)
+    document = {
+        "format": FORMAT,
+        "name": name,
+        "config": state.configs[name].to_dict(),
+        "backbone": backbone_signature(model, state.spec),
+        "has_head": head is not None,
+    }
+
+    def fill(folder: Path) -> None:
+        save_file(tensors, str(folder / WEIGHTS_FILE), metadata={"format": FORMAT, "name": name})
+        if head is not None:
+            head_tensors = {k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}
+            save_file(head_tensors, str(folder / HEAD_FILE))
+        (folder / CONFIG_FILE).write_text(json.dumps(document, indent=2))
+
+    return write_directory_atomically(directory, fill, overwrite)
+
+
+def load_adapter(
+    model: nn.Module,
+    directory: str | os.PathLike,
+    name: str | None = None,
+    *,
+    head: nn.Module | None = None,
+    set_active: bool = True,
+) -> str:
+    """Load an adapter saved by :func:`save_adapter` into ``model`` and return its name.
+
+    The file is checked against the model (family, hidden size, layer count, tensor names and shapes) before
+    anything is changed; a mismatch raises :class:`AdapterLoadError` saying what differs.
+    """
+    folder = Path(directory)
+    document = read_adapter_config(folder)
+    name = check_name(name if name is not None else document["name"])
+    config = AdapterConfig.from_dict(document["config"]) if isinstance(document["config"], dict) else None
+    if config is None:
+        raise AdapterLoadError(f"{folder / CONFIG_FILE}: 'config' must be a JSON object.")
+    _check_signature(model, document["backbone"], folder)
+    tensors = _read_tensors(folder / WEIGHTS_FILE)
+    previously_active = get_state(model, create=True).active
+    add_adapter(model, name, config, set_active=False)
+    try:
+        _copy_into(model, name, tensors, folder)
+        if head is not None:
+            _load_head(head, folder)
+    except Exception:
+        delete_adapter(model, name)
+        raise
+    if set_active:
+        set_active_adapters(model, name)
+    else:
+        set_active_adapters(model, previously_active)
+    return name
+
+
+def read_adapter_config(folder: Path) -> dict:
+    """Parse and sanity-check ``adapter_config.json`` in ``folder``."""
+    if not folder.is_dir():
+        raise AdapterLoadError(f"Adapter folder {folder} does not exist; pass the folder that save_adapter wrote.")
+    config_path = folder / CONFIG_FILE
+    if not config_path.is_file():
+        raise AdapterLoadError(f"{folder} has no {CONFIG_FILE}; it is not an adapter saved by mm_adapters.save_adapter.")
+    try:
+        document = json.loads(config_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise AdapterLoadError(f"{config_path} is not valid JSON ({error}); the file is corrupt, save the adapter again.")
+    if not isinstance(document, dict):
+        raise AdapterLoadError(f"{config_path} must hold a JSON object.")
+    unknown = sorted(set(document) - _CONFIG_KEYS)
+    missing = sorted({"format", "name", "config", "backbone"} - set(document))
+    if unknown or missing:
+        raise AdapterLoadError(f"{config_path}: unknown keys {unknown}, missing keys {missing}.")
+    if document["format"] != FORMAT:
+        raise AdapterLoadError(f"{config_path}: format {document['format']!r} is not {FORMAT!r}.")
+    try:
+        AdapterConfig.from_dict(document["config"])
+    except ValueError as error:
+        raise AdapterLoadError(f"{config_path}: {error}") from error
+    return document
+
+
+def _check_signature(model: nn.Module, saved: dict, folder: Path) -> None:
+    current = backbone_signature(model, get_state(model, create=True).spec)
+    if saved != current:
+        raise AdapterLoadError(
+            f"The adapter in {folder} was trained for {_describe(saved)} but this model is {_describe(current)}; "
+            "load it into the backbone it was trained on."
+        )
+
+
+def _describe(signature: object) -> str:
+    if not isinstance(signature, dict) or not isinstance(signature.get("towers"), dict):
+        return repr(signature)
+    towers = ", ".join(
+        f"{name}: hidden {info.get('hidden_size')}, {info.get('num_layers')} layers" if isinstance(info, dict) else name
+        for name, info in signature["towers"].items()
+    )
+    return f"{signature.get('family')} ({towers})"
+
+
+def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise AdapterLoadError(f"{path} is missing; the adapter folder is incomplete, save the adapter again.")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+        raise AdapterLoadError(f"{path} is not a readable safetensors file ({error}); it is truncated or corrupt.")
+
+
+def _copy_into(model: nn.Module, name: str, tensors: dict[str, torch.Tensor], folder: Path) -> None:
+    expected = {}
+    for site in iter_sites(model):
+        if name in site.adapters:
+            prefix = f"{site.tower}.{site.layer_index}.{site.site}"
+            for key, param in site.adapters[name].state_dict().items():
+                expected[f"{prefix}.{key}"] = param
+    missing, unexpected = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
+    if missing or unexpected:
+        raise AdapterLoadError(
+            f"{folder / WEIGHTS_FILE} does not match its config: missing {missing[:5]}, unexpected {unexpected[:5]}."
+        )
+    for key, param in expected.items():
+        if tensors[key].shape != param.shape:
+            raise AdapterLoadError(f"{key}: saved shape {tuple(tensors[key].shape)}, expected {tuple(param.shape)}.")
+    with torch.no_grad():
+        for key, param in expected.items():
+            param.copy_(tensors[key])
+
+
+def _load_head(head: nn.Module, folder: Path) -> None:
+    path = folder / HEAD_FILE
+    if not path.is_file():
+        raise AdapterLoadError(f"{folder} has no {HEAD_FILE}; it was saved without a head.")
+    try:
+        head.load_state_dict(_read_tensors(path))
+    except RuntimeError as error:
+        raise AdapterLoadError(f"{path} does not fit the given head: {error}") from error

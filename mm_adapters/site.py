@@ -1,0 +1,126 @@
+"""Wrappers that put adapters on a backbone's sublayers without copying its code.
+
+An :class:`AdapterSite` replaces one sublayer module (``setattr(parent, name, site)``), calls it unchanged and adds
+the active adapters to its output. A parallel adapter needs the sublayer's *input*; where that input enters a
+different module than the one whose output is adapted (Hugging Face BERT and ViT split the FFN in two), an
+:class:`InputTap` wraps that module and hands its input over.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from .layers import BottleneckAdapter
+
+
+def first_input(args: tuple, kwargs: dict) -> torch.Tensor:
+    """The hidden-state argument of a sublayer call, positional or keyword."""
+    if args:
+        return args[0]
+    for key in ("hidden_states", "x", "query", "q_x"):
+        if key in kwargs:
+            return kwargs[key]
+    return next(iter(kwargs.values()))
+
+
+class _Wrapper(nn.Module):
+    """Holds ``base_layer`` and lets attribute reads fall through to it, so upstream code that reads
+    ``block.mlp.fc1.weight`` or ``attn.batch_first`` keeps working."""
+
+    def __init__(self, base_layer: nn.Module) -> None:
+        super().__init__()
+        self.base_layer = base_layer
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self.base_layer, name)
+
+
+class InputTap(_Wrapper):
+    """Passes a module's call through and, while ``enabled``, keeps its hidden-state input for one read."""
+
+    def __init__(self, base_layer: nn.Module) -> None:
+        super().__init__(base_layer)
+        self.enabled = False
+        self.captured: torch.Tensor | None = None
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        if self.enabled:
+            self.captured = first_input(args, kwargs)
+        return self.base_layer(*args, **kwargs)
+
+    def take(self) -> torch.Tensor:
+        captured, self.captured = self.captured, None
+        if captured is None:
+            raise RuntimeError("A parallel adapter found no captured sublayer input; was the sublayer skipped?")
+        return captured
+
+
+class AdapterSite(_Wrapper):
+    """One adapted sublayer (``site`` = "attn" or "ffn") of layer ``layer_index`` in ``tower``."""
+
+    def __init__(self, base_layer: nn.Module, tower: str, layer_index: int, site: str, hidden_size: int) -> None:
+        super().__init__(base_layer)
+        self.tower = tower
+        self.layer_index = layer_index
+        self.site = site
+        self.hidden_size = hidden_size
+        self.adapters = nn.ModuleDict()
+        self.active: tuple[str, ...] = ()
+        self.dropped = False  # AdapterDrop: run the plain sublayer
+        self._tap: tuple[InputTap, ...] = ()  # a tuple keeps the tap out of this module's children
+
+    # -- configuration (never changed inside forward) ---------------------------------------------------------
+    def add(self, name: str, adapter: BottleneckAdapter) -> None:
+        self.adapters[name] = adapter
+
+    def remove(self, name: str) -> None:
+        del self.adapters[name]
+        self.set_active(tuple(n for n in self.active if n != name))
+
+    def set_active(self, names: tuple[str, ...]) -> None:
+        self.active = tuple(n for n in names if n in self.adapters)
+        if self._tap:
+            self._tap[0].enabled = self.needs_input
+
+    @property
+    def needs_input(self) -> bool:
+        return any(self.adapters[n].parallel for n in self.active)
+
+    def attach_tap(self, tap: InputTap | None) -> None:
+        self._tap = (tap,) if tap is not None else ()
+        if tap is not None:
+            tap.enabled = self.needs_input
+
+    @property
+    def tap(self) -> InputTap | None:
+        return self._tap[0] if self._tap else None
+
+    # -- forward ----------------------------------------------------------------------------------------------
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        out = self.base_layer(*args, **kwargs)
+        if not self.active or self.dropped:
+            if self._tap:
+                self._tap[0].captured = None
+            return out
+        sublayer_input = None
+        if self.needs_input:
+            sublayer_input = self._tap[0].take() if self._tap else first_input(args, kwargs)
+        if isinstance(out, tuple):
+            return (self.adapt(out[0], sublayer_input), *out[1:])
+        return self.adapt(out, sublayer_input)
+
+    def adapt(self, hidden: torch.Tensor, sublayer_input: torch.Tensor | None) -> torch.Tensor:
+        """Apply the active adapters, stacked in order, to the sublayer output ``hidden``."""
+        for name in self.active:
+            adapter = self.adapters[name]
+            hidden = hidden + adapter(sublayer_input if adapter.parallel else hidden)
+        return hidden
+
+    def extra_repr(self) -> str:
+        return f"tower={self.tower!r}, layer={self.layer_index}, site={self.site!r}, active={list(self.active)}"

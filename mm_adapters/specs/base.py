@@ -1,0 +1,71 @@
+"""What a backbone spec is: module paths, nothing else."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from torch import nn
+
+
+@dataclass(frozen=True)
+class SiteSpec:
+    """Where one sublayer lives inside a transformer block.
+
+    ``output`` names the module whose output is the sublayer's output before its residual add; ``input`` names the
+    module whose first argument is the sublayer's input (for parallel adapters), when that is a different module.
+    A path may list alternatives separated by ``|`` (module names that changed between library versions).
+    """
+
+    output: str
+    input: str | None = None
+
+
+@dataclass(frozen=True)
+class TowerSpec:
+    """One stack of transformer blocks: where the blocks are and where their sublayers are."""
+
+    layers: str
+    """Path from the model root to the ``ModuleList`` of blocks."""
+    attn: SiteSpec
+    ffn: SiteSpec
+    hidden_size: str
+    """Attribute path, relative to one block, that gives the hidden size (e.g. ``mlp.fc2.out_features``)."""
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """A backbone family: the model classes it covers and its towers."""
+
+    family: str
+    class_names: tuple[str, ...]
+    towers: dict[str, TowerSpec] = field(default_factory=dict)
+
+    def matches(self, model: nn.Module) -> bool:
+        return type(model).__name__ in self.class_names
+
+
+def resolve_path(root: nn.Module, path: str) -> object:
+    """Follow a dotted attribute path; ``a|b`` tries ``a`` first, then ``b``."""
+    errors = []
+    for candidate in path.split("|"):
+        node: object = root
+        try:
+            for part in candidate.split("."):
+                node = node[int(part)] if part.isdigit() else getattr(node, part)
+            return node
+        except (AttributeError, IndexError, TypeError) as error:
+            errors.append(f"{candidate}: {error}")
+    raise AttributeError(f"Cannot resolve {path!r} on {type(root).__name__} ({'; '.join(errors)})")
+
+
+def resolve_parent(root: nn.Module, path: str) -> tuple[nn.Module, str]:
+    """The module that holds the last component of ``path`` (first matching alternative), and that name."""
+    for candidate in path.split("|"):
+        parent_path, _, child = candidate.rpartition(".")
+        try:
+            parent = resolve_path(root, parent_path) if parent_path else root
+        except AttributeError:
+            continue
+        if hasattr(parent, child):
+            return parent, child
+    raise AttributeError(f"Cannot resolve {path!r} on {type(root).__name__}")

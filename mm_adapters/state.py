@@ -1,0 +1,71 @@
+"""Bookkeeping that an adapted model carries: its spec and the configs of its adapters.
+
+It lives on the model object (like peft's ``peft_config``); it is never read or written inside ``forward``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from torch import nn
+
+from .config import AdapterConfig
+from .site import AdapterSite
+from .specs import BackboneSpec, detect_spec, resolve_path
+
+_STATE_ATTR = "_mm_adapters_state"
+_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,63}$")
+
+
+@dataclass
+class AdapterState:
+    spec: BackboneSpec
+    configs: dict[str, AdapterConfig] = field(default_factory=dict)
+    active: tuple[str, ...] = ()
+
+
+def get_state(model: nn.Module, spec: BackboneSpec | None = None, create: bool = False) -> AdapterState:
+    state = model.__dict__.get(_STATE_ATTR)
+    if state is None:
+        if not create:
+            raise ValueError(f"{type(model).__name__} has no adapters; add one first with mm_adapters.add_adapter.")
+        state = AdapterState(spec=spec or detect_spec(model))
+        model.__dict__[_STATE_ATTR] = state
+    elif spec is not None and spec.family != state.spec.family:
+        raise ValueError(f"This model was adapted with spec {state.spec.family!r}; cannot switch to {spec.family!r}.")
+    return state
+
+
+def has_adapters(model: nn.Module) -> bool:
+    return _STATE_ATTR in model.__dict__
+
+
+def check_name(name: object) -> str:
+    """Adapter names become module keys and folder names: keep them short identifiers."""
+    if not isinstance(name, str) or not _NAME_PATTERN.match(name):
+        raise ValueError(
+            f"Invalid adapter name {name!r}: use 1-64 letters, digits, '_' or '-', starting with a letter or '_' "
+            "(it becomes a module key and a file name, so no dots, slashes or spaces)."
+        )
+    return name
+
+
+def iter_sites(model: nn.Module):
+    """Every adapter site in the model, in module order."""
+    for module in model.modules():
+        if isinstance(module, AdapterSite):
+            yield module
+
+
+def tower_layers(model: nn.Module, spec: BackboneSpec) -> dict[str, nn.ModuleList]:
+    return {name: resolve_path(model, tower.layers) for name, tower in spec.towers.items()}
+
+
+def backbone_signature(model: nn.Module, spec: BackboneSpec) -> dict:
+    """What an adapter file must match: family, and hidden size and layer count per tower."""
+    towers = {}
+    for name, tower in spec.towers.items():
+        layers = resolve_path(model, tower.layers)
+        towers[name] = {"hidden_size": int(resolve_path(layers[0], tower.hidden_size)), "num_layers": len(layers)}
+    return {"family": spec.family, "towers": towers}
