@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 ACTIVATIONS = ("relu", "gelu", "swish", "silu", "tanh")
+MODES = ("sequential", "parallel")
 SITES = ("attn", "ffn")
 
 
@@ -19,8 +20,9 @@ class AdapterConfig:
 
     sites: tuple[str, ...] = ("ffn",)
     """Sublayers that get an adapter: ``"attn"`` (attention output) and/or ``"ffn"`` (feed-forward output)."""
-    parallel: bool = False
-    """False: ``h + up(act(down(h)))`` on the sublayer output ``h``. True: ``h + scaling * adapter(x)`` beside it, ``x`` being the sublayer input."""
+    mode: str = "sequential"
+    """``"sequential"``: ``h + up(act(down(h)))`` on the sublayer output ``h``; ``"parallel"``: ``h + scaling * adapter(x)``
+    beside the sublayer, ``x`` being its input."""
     reduction_factor: float | None = 16
     """Bottleneck size as ``hidden_size / reduction_factor``; ignored when ``bottleneck_dim`` is set."""
     bottleneck_dim: int | None = None
@@ -47,6 +49,8 @@ class AdapterConfig:
     def _validate(self) -> None:
         if not self.sites or any(site not in SITES for site in self.sites):
             raise ValueError(f"sites must be a non-empty subset of {SITES}, got {self.sites!r}.")
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}.")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}.")
         if self.bottleneck_dim is None and (self.reduction_factor is None or not self.reduction_factor > 0):
@@ -78,7 +82,7 @@ class AdapterConfig:
     @classmethod
     def parallel(cls, **overrides: Any) -> AdapterConfig:
         """He et al. 2022 scaled parallel adapter beside the feed-forward sublayer (AdapterHub's ParBn)."""
-        defaults = {"sites": ("ffn",), "parallel": True, "activation": "relu", "reduction_factor": 2, "scaling": 4.0}
+        defaults = {"sites": ("ffn",), "mode": "parallel", "activation": "relu", "reduction_factor": 2, "scaling": 4.0}
         return cls(**{**defaults, **overrides})
 
     @classmethod
@@ -90,6 +94,10 @@ class AdapterConfig:
         return presets[name](**overrides)
 
     # -- derived values ----------------------------------------------------------------------------------------
+    @property
+    def is_parallel(self) -> bool:
+        return self.mode == "parallel"
+
     def bottleneck_size(self, hidden_size: int) -> int:
         """The bottleneck width for a backbone of this hidden size."""
         if self.bottleneck_dim is not None:

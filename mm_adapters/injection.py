@@ -44,7 +44,7 @@ def add_adapter(
         for index in config.layer_indices(len(layers)):
             for site_name in config.sites:
                 site = _site_for(layers[index], getattr(tower, site_name), tower_name, index, site_name, hidden_size)
-                if config.parallel:
+                if config.is_parallel:
                     _ensure_tap(layers[index], getattr(tower, site_name), site)
                 adapter = BottleneckAdapter(hidden_size, config)
                 adapter.to(device=_device_of(site.base_layer))

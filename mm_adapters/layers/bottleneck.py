@@ -20,7 +20,7 @@ class BottleneckAdapter(nn.Module):
     def __init__(self, hidden_size: int, config: AdapterConfig) -> None:
         super().__init__()
         bottleneck = config.bottleneck_size(hidden_size)
-        self.parallel = config.parallel
+        self.parallel = config.is_parallel
         self.scaling = float(config.scaling)
         self.down = nn.Linear(hidden_size, bottleneck)
         self.act = _ACTIVATIONS[config.activation]()
