@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from torch import nn
 
@@ -11,6 +12,9 @@ from .layers import BottleneckAdapter
 from .site import AdapterSite, InputTap
 from .specs import BackboneSpec, resolve_parent, resolve_path
 from .state import backbone_signature, check_name, get_state, has_adapters, iter_sites, tower_layers
+
+if TYPE_CHECKING:
+    from .composition.blocks import CompositionBlock
 
 
 def add_adapter(
@@ -53,15 +57,23 @@ def add_adapter(
     if set_active:
         set_active_adapters(model, name)
     else:
-        _apply_active(model, state.active)
+        set_active_adapters(model, state.setup)
     return model
 
 
-def set_active_adapters(model: nn.Module, names: str | Sequence[str] | None) -> None:
+def set_active_adapters(model: nn.Module, names: str | Sequence[str] | CompositionBlock | None) -> None:
     """Use ``names`` in the forward pass: one name, a list to stack in order, or None for the plain base model.
 
-    Active adapters become trainable; all other adapters are frozen.
+    Active adapters become trainable; all other adapters (and fusion layers) are frozen. A composition block
+    (``mm_adapters.Fuse``, ``mm_adapters.BatchSplit``) activates fusion or per-sample adapters instead.
     """
+    from .composition.blocks import CompositionBlock  # imported here: the composition package builds on this one
+
+    if isinstance(names, CompositionBlock):
+        from .composition.activation import activate_composition
+
+        activate_composition(model, names)
+        return
     state = get_state(model)
     if names is None:
         active: tuple[str, ...] = ()
@@ -75,6 +87,7 @@ def set_active_adapters(model: nn.Module, names: str | Sequence[str] | None) -> 
     if len(set(active)) != len(active):
         raise ValueError(f"An adapter is listed twice in {list(active)}.")
     state.active = active
+    state.composition = None
     _apply_active(model, active)
 
 
@@ -83,10 +96,16 @@ def delete_adapter(model: nn.Module, name: str) -> None:
     state = get_state(model)
     if name not in state.configs:
         raise ValueError(f"No adapter named {name!r} on this model; it has {sorted(state.configs)}.")
+    users = [fusion for fusion, fused in state.fusions.items() if name in fused]
+    if users:
+        raise ValueError(f"Adapter {name!r} is fused by {users}; delete_fusion those first.")
+    if state.composition is not None and name in state.active:
+        raise ValueError(f"Adapter {name!r} is part of the active {state.composition!r}; activate another setup first.")
     for site in list(iter_sites(model)):
         if name in site.adapters:
             site.remove(name)
     del state.configs[name]
+    state.shared.pop(name, None)
     state.active = tuple(n for n in state.active if n != name)
     _unwrap_empty_sites(model)
 
@@ -159,6 +178,7 @@ def _apply_active(model: nn.Module, active: tuple[str, ...]) -> None:
         site.set_active(active)
         for adapter_name, adapter in site.adapters.items():
             adapter.requires_grad_(adapter_name in active)
+        site.fusions.requires_grad_(False)
 
 
 def _unwrap_empty_sites(model: nn.Module) -> None:

@@ -21,7 +21,7 @@ CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
 HEAD_FILE = "head.safetensors"
 FORMAT = "mm_adapters.adapter/1"
-_CONFIG_KEYS = {"format", "name", "config", "backbone", "has_head"}
+_CONFIG_KEYS = {"format", "name", "config", "backbone", "has_head", "share"}
 
 
 def adapter_state_dict(model: nn.Module, name: str) -> dict[str, torch.Tensor]:
@@ -43,7 +43,7 @@ def save_adapter(
     state = get_state(model)
     if name not in state.configs:
         raise ValueError(f"No adapter named {name!r} on this model; it has {sorted(state.configs)}.")
-    tensors = adapter_state_dict(model, name)
+    tensors = _without_shared_memory(adapter_state_dict(model, name))
     document = {
         "format": FORMAT,
         "name": name,
@@ -51,6 +51,8 @@ def save_adapter(
         "backbone": backbone_signature(model, state.spec),
         "has_head": head is not None,
     }
+    if name in state.shared:  # cross-modal adapter: both towers' adapters hold the shared tensors
+        document["share"] = state.shared[name]
 
     def fill(folder: Path) -> None:
         save_file(tensors, str(folder / WEIGHTS_FILE), metadata={"format": FORMAT, "name": name})
@@ -83,8 +85,13 @@ def load_adapter(
         raise AdapterLoadError(f"{folder / CONFIG_FILE}: 'config' must be a JSON object.")
     _check_signature(model, document["backbone"], folder)
     tensors = _read_tensors(folder / WEIGHTS_FILE)
-    previously_active = get_state(model, create=True).active
-    add_adapter(model, name, config, set_active=False)
+    previously_active = get_state(model, create=True).setup
+    if document.get("share") is None:
+        add_adapter(model, name, config, set_active=False)
+    else:
+        from .composition.cross_modal import add_cross_modal_adapter  # the composition package builds on this one
+
+        add_cross_modal_adapter(model, name, config, share=document["share"], set_active=False)
     try:
         _copy_into(model, name, tensors, folder)
         if head is not None:
@@ -123,6 +130,17 @@ def read_adapter_config(folder: Path) -> dict:
     except ValueError as error:
         raise AdapterLoadError(f"{config_path}: {error}") from error
     return document
+
+
+def _without_shared_memory(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """safetensors refuses tensors that share memory (a parameter held by two towers' adapters): copy repeats."""
+    seen: set[int] = set()
+    unique = {}
+    for key, tensor in tensors.items():
+        pointer = tensor.data_ptr()
+        unique[key] = tensor.clone() if pointer in seen else tensor
+        seen.add(pointer)
+    return unique
 
 
 def _check_signature(model: nn.Module, saved: dict, folder: Path) -> None:

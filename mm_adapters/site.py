@@ -71,7 +71,9 @@ class AdapterSite(_Wrapper):
         self.site = site
         self.hidden_size = hidden_size
         self.adapters = nn.ModuleDict()
+        self.fusions = nn.ModuleDict()  # AdapterFusion layers over some of ``adapters`` (mm_adapters.composition)
         self.active: tuple[str, ...] = ()
+        self.composition: Any = None  # per-site plan of a Fuse / BatchSplit setup; None stacks ``active`` in order
         self.dropped = False  # AdapterDrop: run the plain sublayer
         self._tap: tuple[InputTap, ...] = ()  # a tuple keeps the tap out of this module's children
 
@@ -81,10 +83,13 @@ class AdapterSite(_Wrapper):
 
     def remove(self, name: str) -> None:
         del self.adapters[name]
-        self.set_active(tuple(n for n in self.active if n != name))
+        self.set_active(tuple(n for n in self.active if n != name), self.composition)
 
-    def set_active(self, names: tuple[str, ...]) -> None:
+    def set_active(self, names: tuple[str, ...], composition: Any = None) -> None:
+        """Use ``names`` here; ``composition`` (an object with ``apply(site, hidden, sublayer_input)``) replaces
+        stacking them in order."""
         self.active = tuple(n for n in names if n in self.adapters)
+        self.composition = composition if self.active else None
         if self._tap:
             self._tap[0].enabled = self.needs_input
 
@@ -116,11 +121,14 @@ class AdapterSite(_Wrapper):
         return self.adapt(out, sublayer_input)
 
     def adapt(self, hidden: torch.Tensor, sublayer_input: torch.Tensor | None) -> torch.Tensor:
-        """Apply the active adapters, stacked in order, to the sublayer output ``hidden``."""
+        """Apply the active adapters, stacked in order (or as the active composition), to the output ``hidden``."""
+        if self.composition is not None:
+            return self.composition.apply(self, hidden, sublayer_input)
         for name in self.active:
             adapter = self.adapters[name]
             hidden = hidden + adapter(sublayer_input if adapter.parallel else hidden)
         return hidden
 
     def extra_repr(self) -> str:
-        return f"tower={self.tower!r}, layer={self.layer_index}, site={self.site!r}, active={list(self.active)}"
+        composition = f", composition={self.composition!r}" if self.composition is not None else ""
+        return f"tower={self.tower!r}, layer={self.layer_index}, site={self.site!r}, active={list(self.active)}{composition}"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from torch import nn
 
@@ -23,6 +24,18 @@ class AdapterState:
     spec: BackboneSpec
     configs: dict[str, AdapterConfig] = field(default_factory=dict)
     active: tuple[str, ...] = ()
+    """Every adapter the forward pass uses (for a composition: all the adapters it names)."""
+    composition: Any = None
+    """The active composition block (``mm_adapters.Fuse`` / ``BatchSplit``), or None when ``active`` is stacked."""
+    fusions: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """AdapterFusion layers: fusion name -> the adapters it fuses, in weight order."""
+    shared: dict[str, str] = field(default_factory=dict)
+    """Cross-modal adapters whose towers share parameters: adapter name -> share mode (e.g. ``"middle"``)."""
+
+    @property
+    def setup(self) -> Any:
+        """What to pass to ``set_active_adapters`` to restore the current setup."""
+        return self.composition if self.composition is not None else self.active
 
 
 def get_state(model: nn.Module, spec: BackboneSpec | None = None, create: bool = False) -> AdapterState:

@@ -32,8 +32,14 @@ def hf_bert(seed: int = 0) -> TinyBackbone:
 
     torch.manual_seed(seed)
     config = BertConfig(
-        vocab_size=100, hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
-        intermediate_size=FFN, max_position_embeddings=64, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+        vocab_size=100,
+        hidden_size=HIDDEN,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=HEADS,
+        intermediate_size=FFN,
+        max_position_embeddings=64,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
     )
     model = BertModel(config).eval()
 
@@ -49,18 +55,28 @@ def hf_vit(seed: int = 0) -> TinyBackbone:
 
     torch.manual_seed(seed)
     config = ViTConfig(
-        image_size=32, patch_size=8, hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
-        intermediate_size=FFN, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+        image_size=32,
+        patch_size=8,
+        hidden_size=HIDDEN,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=HEADS,
+        intermediate_size=FFN,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
     )
     model = ViTModel(config, add_pooling_layer=False).eval()
-    return TinyBackbone("hf_vit", model, _images, lambda m, b: m(pixel_values=b["pixel_values"]).last_hidden_state)
+    return TinyBackbone(
+        "hf_vit", model, _images, lambda m, b: m(pixel_values=b["pixel_values"]).last_hidden_state
+    )
 
 
 def hf_clip(seed: int = 0) -> TinyBackbone:
     from transformers import CLIPConfig, CLIPModel
 
     torch.manual_seed(seed)
-    tower = dict(hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=HEADS, intermediate_size=FFN)
+    tower = dict(
+        hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=HEADS, intermediate_size=FFN
+    )
     config = CLIPConfig(
         text_config=dict(vocab_size=100, max_position_embeddings=16, **tower),
         vision_config=dict(image_size=32, patch_size=8, **tower),
@@ -82,10 +98,22 @@ def hf_clip(seed: int = 0) -> TinyBackbone:
 
 def _audio_config(config_cls):
     return config_cls(
-        hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=HEADS, intermediate_size=FFN,
-        conv_dim=(16, 16), conv_stride=(5, 4), conv_kernel=(10, 4), num_conv_pos_embeddings=8,
-        num_conv_pos_embedding_groups=4, hidden_dropout=0.0, attention_dropout=0.0, activation_dropout=0.0,
-        feat_proj_dropout=0.0, layerdrop=0.0, mask_time_prob=0.0, vocab_size=12,
+        hidden_size=HIDDEN,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=HEADS,
+        intermediate_size=FFN,
+        conv_dim=(16, 16),
+        conv_stride=(5, 4),
+        conv_kernel=(10, 4),
+        num_conv_pos_embeddings=8,
+        num_conv_pos_embedding_groups=4,
+        hidden_dropout=0.0,
+        attention_dropout=0.0,
+        activation_dropout=0.0,
+        feat_proj_dropout=0.0,
+        layerdrop=0.0,
+        mask_time_prob=0.0,
+        vocab_size=12,
     )
 
 
@@ -118,7 +146,13 @@ def timm_vit(seed: int = 0) -> TinyBackbone:
 
     torch.manual_seed(seed)
     model = VisionTransformer(
-        img_size=32, patch_size=8, embed_dim=HIDDEN, depth=LAYERS, num_heads=HEADS, mlp_ratio=2.0, num_classes=0
+        img_size=32,
+        patch_size=8,
+        embed_dim=HIDDEN,
+        depth=LAYERS,
+        num_heads=HEADS,
+        mlp_ratio=2.0,
+        num_classes=0,
     ).eval()
     return TinyBackbone("timm_vit", model, _images, lambda m, b: m.forward_features(b["pixel_values"]))
 
@@ -129,8 +163,12 @@ def open_clip_model(seed: int = 0) -> TinyBackbone:
     torch.manual_seed(seed)
     model = CLIP(
         embed_dim=16,
-        vision_cfg=CLIPVisionCfg(layers=LAYERS, width=HIDDEN, head_width=8, patch_size=8, image_size=32, mlp_ratio=2.0),
-        text_cfg=CLIPTextCfg(context_length=8, vocab_size=100, width=HIDDEN, heads=HEADS, layers=LAYERS, mlp_ratio=2.0),
+        vision_cfg=CLIPVisionCfg(
+            layers=LAYERS, width=HIDDEN, head_width=8, patch_size=8, image_size=32, mlp_ratio=2.0
+        ),
+        text_cfg=CLIPTextCfg(
+            context_length=8, vocab_size=100, width=HIDDEN, heads=HEADS, layers=LAYERS, mlp_ratio=2.0
+        ),
     ).eval()
 
     def make_batch(seed: int = 0) -> dict:

@@ -16,7 +16,7 @@ from .loading import backbone_available, load_backbone
 from .minilm import minilm_path
 from .registry import BACKBONE_WRAPPERS, register_wrapper, wrap_backbone
 from .text import HFTextBackbone
-from .tokenizers import HFTextTokenizer, OpenCLIPTextTokenizer, TextTokenizer
+from .tokenizers import OpenCLIPTextTokenizer
 from .vision import HFViTBackbone, TimmViTBackbone
 
 __all__ = [
@@ -27,12 +27,10 @@ __all__ = [
     "HFAudioBackbone",
     "HFCLIPBackbone",
     "HFTextBackbone",
-    "HFTextTokenizer",
     "HFViTBackbone",
     "OpenCLIPBackbone",
     "OpenCLIPTextTokenizer",
     "Preprocessing",
-    "TextTokenizer",
     "TimmViTBackbone",
     "backbone_available",
     "demo_backbone",

@@ -8,13 +8,12 @@ or frame features (CTC), and never looks at the model family. The raw model sits
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
-
-from .tokenizers import TextTokenizer
 
 
 @dataclass(frozen=True)
@@ -29,8 +28,10 @@ class Preprocessing:
     """Per-channel RGB standard deviation used to normalise pixels."""
     sample_rate: int | None = None
     """Audio sample rate in Hz, for audio backbones."""
-    tokenizer: TextTokenizer | None = None
-    """``tokenizer(texts) -> {"input_ids", ["attention_mask"]}``, padded and truncated, for text backbones."""
+    tokenizer: Callable[..., Any] | None = None
+    """For text backbones: the Hugging Face tokenizer, or a callable ``tokenizer(texts) -> {"input_ids"}``."""
+    max_length: int | None = None
+    """Most text tokens the model takes (its position embeddings, capped by the loader's ``max_length``)."""
 
     def merged(self, **overrides: object) -> Preprocessing:
         """A copy with the given fields replaced, ignoring overrides that are None."""
@@ -103,8 +104,12 @@ class Backbone(nn.Module):
         return self.preprocessing.sample_rate
 
     @property
-    def tokenizer(self) -> TextTokenizer | None:
+    def tokenizer(self) -> Callable[..., Any] | None:
         return self.preprocessing.tokenizer
+
+    @property
+    def max_length(self) -> int | None:
+        return self.preprocessing.max_length
 
     def _unsupported(self, what: str, needed: str) -> NotImplementedError:
         return NotImplementedError(

@@ -42,7 +42,8 @@ class HFCLIPBackbone(_CLIPBackbone):
     @classmethod
     def default_preprocessing(cls, model: nn.Module) -> Preprocessing:
         size = int(model.config.vision_config.image_size)
-        return Preprocessing(image_size=size, image_mean=CLIP_MEAN, image_std=CLIP_STD)
+        max_length = int(model.config.text_config.max_position_embeddings)
+        return Preprocessing(image_size=size, image_mean=CLIP_MEAN, image_std=CLIP_STD, max_length=max_length)
 
     @property
     def feature_dim(self) -> int:
@@ -73,6 +74,7 @@ class OpenCLIPBackbone(_CLIPBackbone):
             image_mean=tuple(getattr(model.visual, "image_mean", None) or CLIP_MEAN),
             image_std=tuple(getattr(model.visual, "image_std", None) or CLIP_STD),
             tokenizer=OpenCLIPTextTokenizer(SimpleTokenizer(), int(model.context_length)),
+            max_length=int(model.context_length),
         )
 
     @property

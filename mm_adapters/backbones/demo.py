@@ -15,7 +15,6 @@ from .base import Backbone, Preprocessing
 from .clip import HFCLIPBackbone, OpenCLIPBackbone
 from .minilm import minilm_path
 from .text import HFTextBackbone
-from .tokenizers import HFTextTokenizer
 from .vision import HFViTBackbone, TimmViTBackbone
 
 DEMO_BACKBONES: dict[str, Callable[[], Backbone]] = {}
@@ -39,10 +38,10 @@ def _register(name: str) -> Callable[[Callable[[], Backbone]], Callable[[], Back
     return register
 
 
-def _minilm_tokenizer(max_length: int) -> HFTextTokenizer:
+def _minilm_tokenizer():
     from transformers import AutoTokenizer
 
-    return HFTextTokenizer(AutoTokenizer.from_pretrained(minilm_path()), max_length)
+    return AutoTokenizer.from_pretrained(minilm_path())
 
 
 @_register("demo-vit")
@@ -85,14 +84,13 @@ def _demo_open_clip() -> Backbone:
 def _demo_hf_clip() -> Backbone:
     from transformers import CLIPConfig, CLIPModel
 
-    tokenizer = _minilm_tokenizer(max_length=32)  # WordPiece; CLIP pools at its [SEP] (eos) token
+    tokenizer = _minilm_tokenizer()  # WordPiece; CLIP pools at its [SEP] (eos) token
     tower = dict(
         hidden_size=WIDTH, num_hidden_layers=LAYERS, num_attention_heads=HEADS, intermediate_size=4 * WIDTH
     )
-    special = tokenizer.tokenizer
     text_config = dict(
-        vocab_size=len(special), max_position_embeddings=32, pad_token_id=special.pad_token_id,
-        bos_token_id=special.cls_token_id, eos_token_id=special.sep_token_id, **tower,
+        vocab_size=len(tokenizer), max_position_embeddings=32, pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id, **tower,
     )  # fmt: skip
     config = CLIPConfig(
         text_config=text_config,
@@ -118,9 +116,9 @@ def _demo_wav2vec2() -> Backbone:
 def _demo_bert() -> Backbone:
     from transformers import BertConfig, BertModel
 
-    tokenizer = _minilm_tokenizer(max_length=128)
+    tokenizer = _minilm_tokenizer()
     config = BertConfig(
-        vocab_size=len(tokenizer.tokenizer), hidden_size=WIDTH, num_hidden_layers=2, num_attention_heads=HEADS,
+        vocab_size=len(tokenizer), hidden_size=WIDTH, num_hidden_layers=2, num_attention_heads=HEADS,
         intermediate_size=4 * WIDTH, max_position_embeddings=128,
     )  # fmt: skip
     return HFTextBackbone(

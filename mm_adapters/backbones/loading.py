@@ -27,7 +27,7 @@ from .demo import DEMO_BACKBONES, demo_backbone
 from .hub import BackboneNotFoundError, cached_file, hub_reachable, require_cached_when_offline
 from .minilm import MINILM_NAMES, minilm_path
 from .registry import BACKBONE_WRAPPERS, wrap_backbone
-from .tokenizers import HFTextTokenizer, OpenCLIPTextTokenizer
+from .tokenizers import OpenCLIPTextTokenizer
 
 _HF_WEIGHTS = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "config.json")
 _OPEN_CLIP_WEIGHTS = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
@@ -38,25 +38,14 @@ def load_backbone(
 ) -> Backbone:
     """Load a backbone and wrap it for the task modules (see the module docstring for what names mean).
 
-    ``pretrained`` is the open_clip weight tag; ``seed`` seeds demo backbones; ``max_length`` caps Hugging Face
-    tokenizers. Raises :class:`BackboneNotFoundError` when the name points at nothing loadable.
+    ``pretrained`` is the open_clip weight tag; ``seed`` seeds demo backbones; ``max_length`` caps the text
+    length (``backbone.max_length``) the data code truncates to. Raises :class:`BackboneNotFoundError` when the
+    name points at nothing loadable.
     """
-    name = str(name_or_path)
-    if name in DEMO_BACKBONES:
-        return demo_backbone(name, seed)
-    if name.lower() in MINILM_NAMES:
-        return _load_transformers(str(minilm_path()), max_length, name="all-MiniLM-L6-v2")
-    path = Path(name).expanduser()
-    if path.is_dir():
-        return _load_folder(path, max_length)
-    if name.startswith(("/", "./", "../", "~")):
-        raise BackboneNotFoundError(f"Backbone folder {path} does not exist.")
-    open_clip_name = _open_clip_name(name, pretrained)
-    if open_clip_name is not None:
-        return _load_open_clip(*open_clip_name)
-    if name.startswith("timm:") or _is_timm_name(name):
-        return _load_timm(name.removeprefix("timm:"))
-    return _load_transformers(name, max_length)
+    backbone = _resolve(str(name_or_path), pretrained, seed)
+    if backbone.max_length is not None and backbone.max_length > max_length:
+        backbone.preprocessing = backbone.preprocessing.merged(max_length=max_length)
+    return backbone
 
 
 def backbone_available(name_or_path: str, pretrained: str | None = None) -> bool:
@@ -70,12 +59,34 @@ def backbone_available(name_or_path: str, pretrained: str | None = None) -> bool
     return (repo_id is not None and cached_file(repo_id, filenames) is not None) or hub_reachable()
 
 
+def _resolve(name: str, pretrained: str | None, seed: int) -> Backbone:
+    if name in DEMO_BACKBONES:
+        return demo_backbone(name, seed)
+    if name.lower() in MINILM_NAMES:
+        return _load_transformers(str(minilm_path()), name="all-MiniLM-L6-v2")
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return _load_folder(path)
+    if name.startswith(("/", "./", "../", "~")):
+        raise BackboneNotFoundError(f"Backbone folder {name} does not exist.")
+    open_clip_name = _open_clip_name(name, pretrained)
+    if open_clip_name is not None:
+        return _load_open_clip(*open_clip_name)
+    if name.startswith("timm:") or _is_timm_name(name):
+        return _load_timm(name.removeprefix("timm:"))
+    return _load_transformers(name)
+
+
 # -- the four sources -----------------------------------------------------------------------------------------------
-def _load_transformers(source: str, max_length: int, name: str = "") -> Backbone:
+def _load_transformers(source: str, name: str = "") -> Backbone:
     from transformers import AutoModel
 
     if not Path(source).is_dir():
-        require_cached_when_offline(source, _HF_WEIGHTS, f"Backbone {source!r}")
+        what = (
+            f"Backbone {source!r} is not a demo backbone ({', '.join(sorted(DEMO_BACKBONES))}), a local folder, or a "
+            "timm or open_clip name; as a Hugging Face Hub id it"
+        )
+        require_cached_when_offline(source, _HF_WEIGHTS, what)
     try:
         model = AutoModel.from_pretrained(source)
     except (OSError, ValueError) as error:
@@ -85,7 +96,7 @@ def _load_transformers(source: str, max_length: int, name: str = "") -> Backbone
             f"open_clip name, or a demo backbone ({', '.join(sorted(DEMO_BACKBONES))})."
         ) from error
     wrapper = _wrapper_class(model)
-    return wrapper(model, _hf_preprocessing(source, wrapper.modalities, max_length), name or source)
+    return wrapper(model, _hf_preprocessing(source, wrapper.modalities), name or source)
 
 
 def _load_timm(name: str) -> Backbone:
@@ -121,7 +132,7 @@ def _load_open_clip(name: str, pretrained: str | None) -> Backbone:
     return wrap_backbone(model, preprocessing, name=label)
 
 
-def _load_folder(path: Path, max_length: int) -> Backbone:
+def _load_folder(path: Path) -> Backbone:
     if (path / "open_clip_config.json").is_file():
         return _load_open_clip(f"local-dir:{path}", None)
     config_path = path / "config.json"
@@ -131,7 +142,7 @@ def _load_folder(path: Path, max_length: int) -> Backbone:
         )
     if "architecture" in json.loads(config_path.read_text()):  # timm's save_for_hf
         return _load_timm(f"local-dir:{path}")
-    return _load_transformers(str(path), max_length, name=path.name)
+    return _load_transformers(str(path), name=path.name)
 
 
 # -- helpers --------------------------------------------------------------------------------------------------------
@@ -142,7 +153,7 @@ def _wrapper_class(model: nn.Module) -> type[Backbone]:
     return BACKBONE_WRAPPERS[family]
 
 
-def _hf_preprocessing(source: str, modalities: tuple[str, ...], max_length: int) -> Preprocessing:
+def _hf_preprocessing(source: str, modalities: tuple[str, ...]) -> Preprocessing:
     """Image size/mean/std, sample rate and tokenizer from the processor files next to the weights."""
     from transformers import AutoFeatureExtractor, AutoImageProcessor, AutoTokenizer
 
@@ -161,9 +172,7 @@ def _hf_preprocessing(source: str, modalities: tuple[str, ...], max_length: int)
             raise BackboneNotFoundError(
                 f"{source} has no tokenizer files; save them next to the model with tokenizer.save_pretrained."
             )
-        found["tokenizer"] = HFTextTokenizer(
-            tokenizer, min(max_length, _model_max_length(tokenizer, max_length))
-        )
+        found["tokenizer"] = tokenizer
     return Preprocessing(**found)
 
 
@@ -172,11 +181,6 @@ def _optional(auto_class, source: str):
         return auto_class.from_pretrained(source)
     except (OSError, ValueError, KeyError):
         return None
-
-
-def _model_max_length(tokenizer, default: int) -> int:
-    limit = getattr(tokenizer, "model_max_length", default)
-    return int(limit) if isinstance(limit, int) and limit < 1_000_000 else default
 
 
 def _open_clip_name(name: str, pretrained: str | None) -> tuple[str, str | None] | None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import torch
+from torch import nn
 
-from .base import Backbone
+from .base import Backbone, Preprocessing
 from .pooling import masked_mean
 from .registry import register_wrapper
 
@@ -18,6 +19,10 @@ class HFTextBackbone(Backbone):
     """
 
     modalities = ("text",)
+
+    @classmethod
+    def default_preprocessing(cls, model: nn.Module) -> Preprocessing:
+        return Preprocessing(max_length=min(int(model.config.max_position_embeddings), 512))
 
     @property
     def feature_dim(self) -> int:

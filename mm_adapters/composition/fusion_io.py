@@ -1,0 +1,139 @@
+"""Saving and loading fusion layers: a JSON file naming the fused adapters and a safetensors file.
+
+The fused adapters are saved and loaded on their own (``save_adapter`` / ``load_adapter``), as in AdapterHub.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+from ..atomic import write_directory_atomically
+from ..errors import AdapterLoadError
+from ..serialization import _check_signature, _load_head, _read_tensors
+from ..state import backbone_signature, check_name, get_state, iter_sites
+from .activation import activate_composition
+from .blocks import Fuse
+from .fusion import add_fusion, delete_fusion
+
+CONFIG_FILE = "fusion_config.json"
+WEIGHTS_FILE = "fusion_model.safetensors"
+HEAD_FILE = "head.safetensors"
+FORMAT = "mm_adapters.fusion/1"
+
+
+def fusion_state_dict(model: nn.Module, name: str) -> dict[str, torch.Tensor]:
+    """The fusion's tensors under canonical keys ``{tower}.{layer}.{site}.{param}``."""
+    tensors = {}
+    for site in iter_sites(model):
+        if name in site.fusions:
+            for key, tensor in site.fusions[name].state_dict().items():
+                tensors[f"{site.tower}.{site.layer_index}.{site.site}.{key}"] = tensor.detach().cpu().contiguous()
+    return tensors
+
+
+def save_fusion(
+    model: nn.Module, name: str, directory: str | os.PathLike, *, head: nn.Module | None = None, overwrite: bool = False
+) -> Path:
+    """Write fusion ``name`` (and optionally a task head) to ``directory``, atomically; an existing folder is
+    replaced only with ``overwrite=True``. Save the fused adapters too, with ``save_adapter``."""
+    state = get_state(model)
+    if name not in state.fusions:
+        raise ValueError(f"No fusion named {name!r}; this model has {sorted(state.fusions)}.")
+    tensors = fusion_state_dict(model, name)
+    document = {
+        "format": FORMAT,
+        "name": name,
+        "adapters": list(state.fusions[name]),
+        "backbone": backbone_signature(model, state.spec),
+        "has_head": head is not None,
+    }
+
+    def fill(folder: Path) -> None:
+        save_file(tensors, str(folder / WEIGHTS_FILE), metadata={"format": FORMAT, "name": name})
+        if head is not None:
+            save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}, str(folder / HEAD_FILE))
+        (folder / CONFIG_FILE).write_text(json.dumps(document, indent=2))
+
+    return write_directory_atomically(directory, fill, overwrite)
+
+
+def load_fusion(
+    model: nn.Module,
+    directory: str | os.PathLike,
+    name: str | None = None,
+    *,
+    head: nn.Module | None = None,
+    set_active: bool = True,
+) -> str:
+    """Load a fusion saved by :func:`save_fusion` into a model that already has its adapters; return its name.
+
+    Raises :class:`AdapterLoadError` naming the missing adapters when the model lacks any of them.
+    """
+    folder = Path(directory)
+    document = _read_config(folder)
+    name = check_name(name if name is not None else document["name"])
+    adapters = document["adapters"]
+    state = get_state(model, create=True)
+    missing = [a for a in adapters if a not in state.configs]
+    if missing:
+        raise AdapterLoadError(
+            f"The fusion in {folder} fuses adapters {adapters}, but this model lacks {missing} (it has "
+            f"{sorted(state.configs)}); load those first with mm_adapters.load_adapter."
+        )
+    _check_signature(model, document["backbone"], folder)
+    tensors = _read_tensors(folder / WEIGHTS_FILE)
+    add_fusion(model, adapters, name, set_active=False)
+    try:
+        _copy_into(model, name, tensors, folder)
+        if head is not None:
+            _load_head(head, folder)
+    except Exception:
+        delete_fusion(model, name)
+        raise
+    if set_active:
+        activate_composition(model, Fuse(*adapters, name=name))
+    return name
+
+
+def _read_config(folder: Path) -> dict:
+    path = folder / CONFIG_FILE
+    if not path.is_file():
+        raise AdapterLoadError(f"{folder} has no {CONFIG_FILE}; pass a folder written by mm_adapters.save_fusion.")
+    try:
+        document = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise AdapterLoadError(f"{path} is not valid JSON ({error}); the file is corrupt, save the fusion again.")
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise AdapterLoadError(f"{path} is not a {FORMAT!r} file.")
+    adapters = document.get("adapters")
+    if not isinstance(adapters, list) or not adapters or not all(isinstance(a, str) for a in adapters):
+        raise AdapterLoadError(f"{path}: 'adapters' must be a non-empty list of adapter names.")
+    if not isinstance(document.get("name"), str) or "backbone" not in document:
+        raise AdapterLoadError(f"{path}: missing 'name' or 'backbone'.")
+    return document
+
+
+def _copy_into(model: nn.Module, name: str, tensors: dict[str, torch.Tensor], folder: Path) -> None:
+    expected = {}
+    for site in iter_sites(model):
+        if name in site.fusions:
+            for key, param in site.fusions[name].state_dict().items():
+                expected[f"{site.tower}.{site.layer_index}.{site.site}.{key}"] = param
+    missing, unexpected = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
+    if missing or unexpected:
+        raise AdapterLoadError(
+            f"{folder / WEIGHTS_FILE} does not fit the fused adapters' sites: missing {missing[:5]}, "
+            f"unexpected {unexpected[:5]}; were the adapters loaded with other configs?"
+        )
+    for key, param in expected.items():
+        if tensors[key].shape != param.shape:
+            raise AdapterLoadError(f"{key}: saved shape {tuple(tensors[key].shape)}, expected {tuple(param.shape)}.")
+    with torch.no_grad():
+        for key, param in expected.items():
+            param.copy_(tensors[key])
