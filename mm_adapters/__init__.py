@@ -1,5 +1,21 @@
 """mm_adapters: bottleneck adapters for frozen ViT, CLIP, Wav2Vec2 and BERT backbones."""
 
+from .composition import (
+    BatchSplit,
+    FeatureAdapter,
+    Fuse,
+    add_cross_modal_adapter,
+    add_fusion,
+    cross_modal_parameter_counts,
+    delete_fusion,
+    fusion_regularization_loss,
+    list_fusions,
+    load_fusion,
+    plot_fusion_weights,
+    record_fusion_weights,
+    save_fusion,
+    set_adapter_drop,
+)
 from .config import AdapterConfig
 from .errors import AdapterLoadError
 from .injection import (
@@ -22,6 +38,9 @@ __all__ = [
     "AdapterLoadError",
     "AdapterSite",
     "BackboneSpec",
+    "BatchSplit",
+    "FeatureAdapter",
+    "Fuse",
     "InputTap",
     "ParameterCount",
     "SiteSpec",
@@ -30,13 +49,24 @@ __all__ = [
     "adapted_layers",
     "adapter_state_dict",
     "add_adapter",
+    "add_cross_modal_adapter",
+    "add_fusion",
     "count_parameters",
+    "cross_modal_parameter_counts",
     "delete_adapter",
+    "delete_fusion",
     "detect_spec",
+    "fusion_regularization_loss",
     "list_adapters",
+    "list_fusions",
     "load_adapter",
+    "load_fusion",
+    "plot_fusion_weights",
+    "record_fusion_weights",
     "register_backbone",
     "save_adapter",
+    "save_fusion",
     "set_active_adapters",
+    "set_adapter_drop",
     "supported_models",
 ]

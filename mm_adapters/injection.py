@@ -67,7 +67,8 @@ def set_active_adapters(model: nn.Module, names: str | Sequence[str] | Compositi
     Active adapters become trainable; all other adapters (and fusion layers) are frozen. A composition block
     (``mm_adapters.Fuse``, ``mm_adapters.BatchSplit``) activates fusion or per-sample adapters instead.
     """
-    from .composition.blocks import CompositionBlock  # imported here: the composition package builds on this one
+    # imported here, not at the top: the composition package builds on this module
+    from .composition.blocks import CompositionBlock
 
     if isinstance(names, CompositionBlock):
         from .composition.activation import activate_composition

@@ -89,7 +89,8 @@ def load_adapter(
     if document.get("share") is None:
         add_adapter(model, name, config, set_active=False)
     else:
-        from .composition.cross_modal import add_cross_modal_adapter  # the composition package builds on this one
+        # imported here, not at the top: the composition package builds on this module
+        from .composition.cross_modal import add_cross_modal_adapter
 
         add_cross_modal_adapter(model, name, config, share=document["share"], set_active=False)
     try:

@@ -7,7 +7,13 @@ import pytest
 import torch
 from PIL import Image
 
-from mm_adapters.data import ImageClassificationCollator, ImageTransform, label_names, load_image_folder, to_rgb
+from mm_adapters.data import (
+    ImageClassificationCollator,
+    ImageTransform,
+    label_names,
+    load_image_folder,
+    to_rgb,
+)
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 
@@ -105,3 +111,7 @@ def test_bad_image_folders_say_what_to_do(tmp_path: Path, make, message: str) ->
 def test_missing_split_lists_the_splits(image_folder: Path) -> None:
     with pytest.raises(ValueError, match=r"found \['test', 'train'\]"):
         load_image_folder(image_folder, "validation")
+    with pytest.raises(
+        ValueError, match=r"split folders \['test', 'train'\], not classes; pass split='test'"
+    ):
+        load_image_folder(image_folder)

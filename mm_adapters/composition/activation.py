@@ -37,7 +37,9 @@ def fusion_for(state: AdapterState, fuse: Fuse) -> str:
     """The name of the fusion layer a :class:`Fuse` means: its ``name``, or the one fusion over its adapters."""
     if fuse.name is not None:
         if fuse.name not in state.fusions:
-            raise ValueError(f"No fusion named {fuse.name!r}; this model has {sorted(state.fusions)} (add_fusion).")
+            raise ValueError(
+                f"No fusion named {fuse.name!r}; this model has {sorted(state.fusions)} (add_fusion)."
+            )
         if set(state.fusions[fuse.name]) != set(fuse.adapters):
             raise ValueError(
                 f"Fusion {fuse.name!r} fuses {list(state.fusions[fuse.name])}, not {list(fuse.adapters)}."
@@ -50,7 +52,9 @@ def fusion_for(state: AdapterState, fuse: Fuse) -> str:
             "or load_fusion."
         )
     if len(matches) > 1:
-        raise ValueError(f"Fusions {matches} all fuse {list(fuse.adapters)}; pick one with Fuse(..., name=...).")
+        raise ValueError(
+            f"Fusions {matches} all fuse {list(fuse.adapters)}; pick one with Fuse(..., name=...)."
+        )
     return matches[0]
 
 

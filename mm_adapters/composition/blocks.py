@@ -60,7 +60,9 @@ class BatchSplit(CompositionBlock):
         children = tuple(c if c is None or isinstance(c, (str, Fuse)) else tuple(c) for c in children)
         sizes = tuple(batch_sizes)
         if not children or len(children) != len(sizes):
-            raise ValueError(f"BatchSplit needs one batch size per child: {len(children)} children, sizes {sizes}.")
+            raise ValueError(
+                f"BatchSplit needs one batch size per child: {len(children)} children, sizes {sizes}."
+            )
         if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in sizes):
             raise ValueError(f"batch_sizes must be non-negative integers, got {sizes}.")
         for child in children:

@@ -14,7 +14,9 @@ from .blocks import Fuse
 from .fusion_layer import FusionLayer
 
 
-def add_fusion(model: nn.Module, adapter_names: Sequence[str], name: str | None = None, *, set_active: bool = True) -> str:
+def add_fusion(
+    model: nn.Module, adapter_names: Sequence[str], name: str | None = None, *, set_active: bool = True
+) -> str:
     """Add a fusion layer over ``adapter_names`` at every site holding any of them, and return its name
     (default: the adapter names joined by ``-``).
 
@@ -25,12 +27,16 @@ def add_fusion(model: nn.Module, adapter_names: Sequence[str], name: str | None 
     adapters = tuple(adapter_names) if not isinstance(adapter_names, str) else (adapter_names,)
     missing = [a for a in adapters if a not in state.configs]
     if not adapters or missing:
-        raise ValueError(f"Cannot fuse {list(adapters)}: no adapter named {missing}; this model has {sorted(state.configs)}.")
+        raise ValueError(
+            f"Cannot fuse {list(adapters)}: no adapter named {missing}; this model has {sorted(state.configs)}."
+        )
     if len(set(adapters)) != len(adapters):
         raise ValueError(f"An adapter is listed twice in {list(adapters)}.")
     name = check_name(name if name is not None else "-".join(adapters))
     if name in state.fusions:
-        raise ValueError(f"A fusion named {name!r} already exists; delete_fusion it first or pick another name.")
+        raise ValueError(
+            f"A fusion named {name!r} already exists; delete_fusion it first or pick another name."
+        )
     for site in iter_sites(model):
         if any(a in site.adapters for a in adapters):
             device = next(next(site.adapters[a].parameters()).device for a in adapters if a in site.adapters)
@@ -49,7 +55,9 @@ def delete_fusion(model: nn.Module, name: str) -> None:
     if name not in state.fusions:
         raise ValueError(f"No fusion named {name!r}; this model has {sorted(state.fusions)}.")
     if _uses_fusion(state.composition, name):
-        raise ValueError(f"Fusion {name!r} is part of the active {state.composition!r}; activate another setup first.")
+        raise ValueError(
+            f"Fusion {name!r} is part of the active {state.composition!r}; activate another setup first."
+        )
     for site in iter_sites(model):
         if name in site.fusions:
             del site.fusions[name]

@@ -33,12 +33,19 @@ def fusion_state_dict(model: nn.Module, name: str) -> dict[str, torch.Tensor]:
     for site in iter_sites(model):
         if name in site.fusions:
             for key, tensor in site.fusions[name].state_dict().items():
-                tensors[f"{site.tower}.{site.layer_index}.{site.site}.{key}"] = tensor.detach().cpu().contiguous()
+                tensors[f"{site.tower}.{site.layer_index}.{site.site}.{key}"] = (
+                    tensor.detach().cpu().contiguous()
+                )
     return tensors
 
 
 def save_fusion(
-    model: nn.Module, name: str, directory: str | os.PathLike, *, head: nn.Module | None = None, overwrite: bool = False
+    model: nn.Module,
+    name: str,
+    directory: str | os.PathLike,
+    *,
+    head: nn.Module | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Write fusion ``name`` (and optionally a task head) to ``directory``, atomically; an existing folder is
     replaced only with ``overwrite=True``. Save the fused adapters too, with ``save_adapter``."""
@@ -57,7 +64,10 @@ def save_fusion(
     def fill(folder: Path) -> None:
         save_file(tensors, str(folder / WEIGHTS_FILE), metadata={"format": FORMAT, "name": name})
         if head is not None:
-            save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}, str(folder / HEAD_FILE))
+            save_file(
+                {k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()},
+                str(folder / HEAD_FILE),
+            )
         (folder / CONFIG_FILE).write_text(json.dumps(document, indent=2))
 
     return write_directory_atomically(directory, fill, overwrite)
@@ -104,11 +114,15 @@ def load_fusion(
 def _read_config(folder: Path) -> dict:
     path = folder / CONFIG_FILE
     if not path.is_file():
-        raise AdapterLoadError(f"{folder} has no {CONFIG_FILE}; pass a folder written by mm_adapters.save_fusion.")
+        raise AdapterLoadError(
+            f"{folder} has no {CONFIG_FILE}; pass a folder written by mm_adapters.save_fusion."
+        )
     try:
         document = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise AdapterLoadError(f"{path} is not valid JSON ({error}); the file is corrupt, save the fusion again.")
+        raise AdapterLoadError(
+            f"{path} is not valid JSON ({error}); the file is corrupt, save the fusion again."
+        ) from error
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise AdapterLoadError(f"{path} is not a {FORMAT!r} file.")
     adapters = document.get("adapters")
@@ -133,7 +147,9 @@ def _copy_into(model: nn.Module, name: str, tensors: dict[str, torch.Tensor], fo
         )
     for key, param in expected.items():
         if tensors[key].shape != param.shape:
-            raise AdapterLoadError(f"{key}: saved shape {tuple(tensors[key].shape)}, expected {tuple(param.shape)}.")
+            raise AdapterLoadError(
+                f"{key}: saved shape {tuple(tensors[key].shape)}, expected {tuple(param.shape)}."
+            )
     with torch.no_grad():
         for key, param in expected.items():
             param.copy_(tensors[key])

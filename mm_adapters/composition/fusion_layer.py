@@ -41,5 +41,7 @@ class FusionLayer(nn.Module):
 
     def regularization(self) -> torch.Tensor:
         """``||W_value - I||^2``: AdapterHub adds ``0.01 *`` this to the loss to keep the value near identity."""
-        identity = torch.eye(self.value.weight.shape[0], device=self.value.weight.device, dtype=self.value.weight.dtype)
+        identity = torch.eye(
+            self.value.weight.shape[0], device=self.value.weight.device, dtype=self.value.weight.dtype
+        )
         return (self.value.weight - identity).pow(2).sum()

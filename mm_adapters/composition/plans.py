@@ -23,7 +23,9 @@ class StackPlan:
 
     adapters: tuple[str, ...]
 
-    def apply(self, site: AdapterSite, hidden: torch.Tensor, sublayer_input: torch.Tensor | None) -> torch.Tensor:
+    def apply(
+        self, site: AdapterSite, hidden: torch.Tensor, sublayer_input: torch.Tensor | None
+    ) -> torch.Tensor:
         for name in self.adapters:
             hidden = hidden + site.adapters[name](_adapter_input(site, name, hidden, sublayer_input))
         return hidden
@@ -36,7 +38,9 @@ class FusePlan:
     fusion: str
     adapters: tuple[str, ...]
 
-    def apply(self, site: AdapterSite, hidden: torch.Tensor, sublayer_input: torch.Tensor | None) -> torch.Tensor:
+    def apply(
+        self, site: AdapterSite, hidden: torch.Tensor, sublayer_input: torch.Tensor | None
+    ) -> torch.Tensor:
         deltas = [site.adapters[n](_adapter_input(site, n, hidden, sublayer_input)) for n in self.adapters]
         return site.fusions[self.fusion](hidden, torch.stack(deltas, dim=-2))
 
@@ -48,14 +52,16 @@ class SplitPlan:
     plans: tuple[StackPlan | FusePlan | None, ...]
     batch_sizes: tuple[int, ...]
 
-    def apply(self, site: AdapterSite, hidden: torch.Tensor, sublayer_input: torch.Tensor | None) -> torch.Tensor:
+    def apply(
+        self, site: AdapterSite, hidden: torch.Tensor, sublayer_input: torch.Tensor | None
+    ) -> torch.Tensor:
         if hidden.shape[0] != sum(self.batch_sizes):
             raise ValueError(
                 f"BatchSplit batch_sizes {list(self.batch_sizes)} add up to {sum(self.batch_sizes)} samples, but the "
                 f"batch has {hidden.shape[0]}; activate a BatchSplit that matches this batch."
             )
         outputs, start = [], 0
-        for plan, size in zip(self.plans, self.batch_sizes):
+        for plan, size in zip(self.plans, self.batch_sizes, strict=True):
             part = hidden[start : start + size]
             if plan is not None:
                 part_input = None if sublayer_input is None else sublayer_input[start : start + size]

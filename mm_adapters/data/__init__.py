@@ -2,7 +2,16 @@
 that produce the batch contract, and a LightningDataModule."""
 
 from .audio import load_audio_csv, normalize_audio, read_audio
-from .bundled import CaptionFiles, agnews_tsv, cifar10_dir, coco_mini, data_root, fsdd_csv, sst2_tsv
+from .bundled import (
+    SST2_LABEL_NAMES,
+    CaptionFiles,
+    agnews_tsv,
+    cifar10_dir,
+    coco_mini,
+    data_root,
+    fsdd_csv,
+    sst2_tsv,
+)
 from .captions import load_caption_csv, load_coco_captions
 from .collators import (
     AudioClassificationCollator,
@@ -32,6 +41,7 @@ __all__ = [
     "ImageTransform",
     "IndexedDataset",
     "RetrievalCollator",
+    "SST2_LABEL_NAMES",
     "TextClassificationCollator",
     "agnews_tsv",
     "check_image_folder",

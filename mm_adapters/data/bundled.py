@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Literal, NamedTuple
 
 DATA_ENV_VAR = "MM_ADAPTERS_DATA"
+SST2_LABEL_NAMES = ("negative", "positive")
+"""Names of SST-2's labels 0 and 1 (pass as `label_names` to load_text_table)."""
 
 
 class CaptionFiles(NamedTuple):

@@ -57,7 +57,8 @@ class ImageClassificationCollator:
 @dataclass
 class AudioClassificationCollator:
     """-> `input_values` float B x T (mono, resampled, normalised, zero-padded), `attention_mask` long B x T,
-    `labels` long B, `index` long B."""
+    `labels` long B, `index` long B. For a hub dataset's `audio` column, cast it to `Audio(decode=False)` first
+    (datasets' decoder needs FFmpeg) and pass `audio_column="audio"`."""
 
     sample_rate: int
     min_samples: int = 1

@@ -15,6 +15,7 @@ from PIL import Image
 from torchvision.transforms import v2
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+SPLIT_NAMES = frozenset({"train", "training", "test", "testing", "val", "valid", "validation", "dev", "eval"})
 
 
 def _has_images(folder: Path) -> bool:
@@ -51,7 +52,10 @@ def load_image_folder(data_dir: str | Path, split: str | None = None, **load_kwa
             found = sorted(path.name for path in root.iterdir() if path.is_dir()) if root.is_dir() else []
             raise ValueError(f"Split folder {root / split} does not exist (found {found}); pass one of them.")
         root = root / split
-    check_image_folder(root)
+    classes = check_image_folder(root)
+    splits = sorted(SPLIT_NAMES.intersection(classes))
+    if splits:
+        raise ValueError(f"{root} holds split folders {splits}, not classes; pass split={splits[0]!r}.")
     return load_dataset("imagefolder", data_dir=str(root), split="train", **load_kwargs)
 
 

@@ -1,0 +1,52 @@
+"""Adapter composition: AdapterFusion, AdapterDrop, per-sample adapters (BatchSplit) and cross-modal adapters.
+
+The Lightning callback for stochastic AdapterDrop lives in :mod:`mm_adapters.composition.drop_callback`.
+"""
+
+from .blocks import BatchSplit, CompositionBlock, Fuse
+from .cross_modal import (
+    SharedBottleneckAdapter,
+    add_cross_modal_adapter,
+    cross_modal_parameter_counts,
+    embedding_dim,
+    shared_bottleneck_size,
+)
+from .drop import (
+    drop_random_layers,
+    dropped_layers,
+    max_droppable_layers,
+    set_adapter_drop,
+    time_adapter_drop,
+)
+from .feature_adapter import FeatureAdapter
+from .fusion import add_fusion, delete_fusion, fusion_regularization_loss, list_fusions
+from .fusion_io import fusion_state_dict, load_fusion, save_fusion
+from .fusion_layer import FusionLayer
+from .fusion_weights import plot_fusion_weights, record_fusion_weights
+
+__all__ = [
+    "BatchSplit",
+    "CompositionBlock",
+    "FeatureAdapter",
+    "Fuse",
+    "FusionLayer",
+    "SharedBottleneckAdapter",
+    "add_cross_modal_adapter",
+    "add_fusion",
+    "cross_modal_parameter_counts",
+    "delete_fusion",
+    "drop_random_layers",
+    "dropped_layers",
+    "embedding_dim",
+    "fusion_regularization_loss",
+    "fusion_state_dict",
+    "list_fusions",
+    "load_fusion",
+    "max_droppable_layers",
+    "plot_fusion_weights",
+    "record_fusion_weights",
+    "save_fusion",
+    "set_adapter_drop",
+    "shared_bottleneck_size",
+    "time_adapter_drop",
+]

@@ -1,0 +1,74 @@
+"""Classification on pooled backbone features: a linear head, cross-entropy, accuracy and macro F1."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
+
+from ..backbones import Backbone
+from .base import AdapterTaskModule
+
+
+class ClassificationModule(AdapterTaskModule):
+    """Images, audio clips or sentences -> ``num_classes`` labels, from ``backbone(batch)`` (B x feature_dim).
+
+    Logs ``train_loss``, ``val_loss``, ``{train,val}_acc`` and ``{train,val}_f1`` (macro); after each validation
+    epoch ``confusion_matrix`` holds the counts (rows: true class, columns: predicted).
+    """
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        num_classes: int,
+        lr: float = 1e-3,
+        weight_decay: float = 0.01,
+        warmup_steps: int = 0,
+        backbone_dropout: bool = False,
+        class_names: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__(backbone, lr, weight_decay, warmup_steps, backbone_dropout)
+        self.save_hyperparameters(ignore=["backbone"])
+        if class_names is not None and len(class_names) != num_classes:
+            raise ValueError(f"class_names has {len(class_names)} names for {num_classes} classes.")
+        self.class_names = (
+            list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
+        )
+        self.head = nn.Linear(backbone.feature_dim, num_classes)
+        metrics = MetricCollection(
+            {
+                "acc": MulticlassAccuracy(num_classes, average="micro"),
+                "f1": MulticlassF1Score(num_classes, average="macro"),
+            }
+        )
+        self.train_metrics = metrics.clone(prefix="train_")
+        self.val_metrics = metrics.clone(prefix="val_")
+        self.val_confusion = MulticlassConfusionMatrix(num_classes)
+        self.confusion_matrix: torch.Tensor | None = None
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        """Class logits, B x num_classes."""
+        return self.head(self.backbone(batch))
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        logits = self(batch).float()
+        loss = F.cross_entropy(logits, batch["labels"])
+        self.train_metrics.update(logits, batch["labels"])
+        self.log("train_loss", loss, prog_bar=True, batch_size=len(logits))
+        self.log_dict(self.train_metrics, on_step=False, on_epoch=True, batch_size=len(logits))
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        logits = self(batch).float()
+        self.val_metrics.update(logits, batch["labels"])
+        self.val_confusion.update(logits, batch["labels"])
+        self.log("val_loss", F.cross_entropy(logits, batch["labels"]), prog_bar=True, batch_size=len(logits))
+        self.log_dict(self.val_metrics, on_epoch=True, prog_bar=True, batch_size=len(logits))
+
+    def on_validation_epoch_end(self) -> None:
+        self.confusion_matrix = self.val_confusion.compute().cpu()
+        self.val_confusion.reset()

@@ -1,0 +1,62 @@
+"""Image-text retrieval: symmetric InfoNCE at the model's logit scale, recall@K on the validation set."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from ..backbones import Backbone
+from .base import AdapterTaskModule
+from .losses import contrastive_loss
+from .recall import retrieval_recall
+
+
+class RetrievalModule(AdapterTaskModule):
+    """Trains the adapters of a CLIP-style backbone on (image, caption) batches with ``image_ids``.
+
+    Validation embeds every row, then logs ``val_{i2t,t2i}_recall@K`` for K in ``recall_at`` and their mean as
+    ``val_mean_recall`` over the whole validation set (one process; embeddings are gathered on its device).
+    """
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        lr: float = 1e-4,
+        weight_decay: float = 0.01,
+        warmup_steps: int = 0,
+        backbone_dropout: bool = False,
+        recall_at: Sequence[int] = (1, 5, 10),
+    ) -> None:
+        super().__init__(backbone, lr, weight_decay, warmup_steps, backbone_dropout)
+        self.save_hyperparameters(ignore=["backbone"])
+        self.recall_at = tuple(recall_at)
+        self._val_rows: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+
+    def forward(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """L2-normalised (image, text) embeddings, each B x E."""
+        return self.backbone.encode_image(batch["pixel_values"]), self.backbone.encode_text(batch)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        images, texts = self(batch)
+        loss = contrastive_loss(images, texts, batch["image_ids"], self.backbone.logit_scale)
+        self.log("train_loss", loss, prog_bar=True, batch_size=len(images))
+        return loss
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_rows = []
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        images, texts = self(batch)
+        loss = contrastive_loss(images, texts, batch["image_ids"], self.backbone.logit_scale)
+        self.log("val_loss", loss, prog_bar=True, batch_size=len(images))
+        self._val_rows.append((images.float(), texts.float(), batch["image_ids"]))
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val_rows:
+            return
+        images, texts, image_ids = (torch.cat(parts) for parts in zip(*self._val_rows, strict=True))
+        self._val_rows = []
+        recalls = retrieval_recall(images, texts, image_ids, self.recall_at)
+        recalls["mean_recall"] = sum(recalls.values()) / len(recalls)
+        self.log_dict({f"val_{name}": value for name, value in recalls.items()}, prog_bar=False)

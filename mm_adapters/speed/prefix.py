@@ -1,0 +1,127 @@
+"""The frozen prefix of an adapted model: the layers below the lowest adapter of each tower.
+
+Nothing there needs gradients, so :class:`FrozenPrefixLayer` runs those layers in eval mode under ``no_grad``
+and, when given a :class:`~mm_adapters.speed.PrefixCache`, serves the prefix output from the cache instead of
+computing it. The wrapper is found by the spec's ``layers`` path; no per-family code.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from ..injection import adapted_layers
+from ..site import _Wrapper, first_input
+from ..specs import resolve_path
+from ..state import get_state
+
+if TYPE_CHECKING:
+    from .prefix_cache import PrefixCache
+
+_UNKNOWN = "unknown"
+
+
+def tower_layer_lists(model: nn.Module) -> dict[str, nn.ModuleList]:
+    """Each tower's list of blocks, as the spec names it."""
+    spec = get_state(model).spec
+    return {name: resolve_path(model, tower.layers) for name, tower in spec.towers.items()}
+
+
+def prefix_depths(model: nn.Module) -> dict[str, int]:
+    """Per tower, how many bottom layers hold no active adapter (all of them for a tower without adapters)."""
+    adapted = adapted_layers(model)
+    return {tower: min(adapted.get(tower, [len(layers)])) for tower, layers in tower_layer_lists(model).items()}
+
+
+class FrozenPrefixLayer(_Wrapper):
+    """A block below every adapter: runs in eval mode without autograd, or returns the cached prefix output.
+
+    On a cache hit every prefix layer returns the cached output of the *last* prefix layer, shaped like the
+    layer's own output (a tensor, or a tuple whose first element is the hidden state), so the blocks above see
+    exactly what they would have seen.
+    """
+
+    def __init__(self, base_layer: nn.Module, tower: str, is_last: bool, cache: PrefixCache | None = None) -> None:
+        super().__init__(base_layer)
+        self.tower = tower
+        self.is_last = is_last
+        self.cache = cache
+        self.layout: Any = _UNKNOWN  # None for a tensor output, the tuple length otherwise; known after one run
+        base_layer.eval()
+
+    def train(self, mode: bool = True) -> FrozenPrefixLayer:
+        super().train(mode)
+        self.base_layer.train(False)  # the frozen prefix never uses dropout: its output must not depend on mode
+        return self
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        hidden = first_input(args, kwargs)
+        if hidden.requires_grad:
+            raise RuntimeError(
+                f"Layer input of the frozen prefix of tower {self.tower!r} requires grad; the prefix runs without "
+                "autograd. Unwrap it (mm_adapters.speed.unwrap_frozen_prefix) to train the layers below the adapters."
+            )
+        if self.cache is not None and self.layout is not _UNKNOWN:
+            cached = self.cache.lookup(self.tower, hidden)
+            if cached is not None:
+                return cached if self.layout is None else (cached, *([None] * (self.layout - 1)))
+        with torch.no_grad():
+            out = self.base_layer(*args, **kwargs)
+        self.layout = len(out) if isinstance(out, tuple) else None
+        if self.is_last and self.cache is not None:
+            if self.layout is None:
+                self.cache.record(self.tower, out)
+            elif all(extra is None for extra in out[1:]):
+                self.cache.record(self.tower, out[0])
+            else:
+                self.cache.refuse(self.tower, "its layers return more than the hidden state (e.g. a position bias)")
+        return out
+
+    def extra_repr(self) -> str:
+        return f"tower={self.tower!r}, last={self.is_last}, cached={self.cache is not None}"
+
+
+def wrap_frozen_prefix(model: nn.Module, cache: PrefixCache | None = None) -> dict[str, int]:
+    """Wrap every tower's prefix layers in :class:`FrozenPrefixLayer` (re-wrapping after adapter changes).
+
+    Returns the prefix depth per tower. Without ``cache`` the prefix only runs without autograd and dropout.
+    """
+    unwrap_frozen_prefix(model)
+    depths = prefix_depths(model)
+    for tower, layers in tower_layer_lists(model).items():
+        depth = depths[tower]
+        for index in range(depth):
+            layers[index] = FrozenPrefixLayer(layers[index], tower, is_last=index == depth - 1, cache=cache)
+    return depths
+
+
+def unwrap_frozen_prefix(model: nn.Module) -> None:
+    """Put the original blocks back."""
+    for layers in tower_layer_lists(model).values():
+        for index, layer in enumerate(layers):
+            if isinstance(layer, FrozenPrefixLayer):
+                layers[index] = layer.base_layer
+
+
+def frozen_outside_modules(model: nn.Module) -> list[nn.Module]:
+    """The frozen modules outside every tower's blocks (embeddings, poolers, final norms): the cache runs them in
+    eval mode, so the features it stores do not depend on embedding dropout."""
+    names = {id(module): name for name, module in model.named_modules()}
+    layer_names = {names[id(layers)] for layers in tower_layer_lists(model).values()}
+    ancestors = {".".join(name.split(".")[:i]) for name in layer_names for i in range(name.count(".") + 1)}
+    found: list[nn.Module] = []
+
+    def visit(module: nn.Module, prefix: str) -> None:
+        for child_name, child in module.named_children():
+            name = f"{prefix}.{child_name}" if prefix else child_name
+            if name in layer_names:
+                continue
+            if name in ancestors:
+                visit(child, name)
+            elif not any(p.requires_grad for p in child.parameters()):
+                found.append(child)
+
+    visit(model, "")
+    return found

@@ -1,0 +1,332 @@
+"""What the recipes share: command-line options, presets, trainer set-up and the outputs of a run.
+
+A recipe defines its presets (``demo``: bundled data and a small random or packaged backbone, runs offline on a
+laptop CPU; ``full``: the published backbone and data set from the Hugging Face Hub) and a ``load_data`` function,
+then calls :func:`prepare`, builds its Lightning module, and hands over to :func:`train_and_report`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import lightning as L  # noqa: E402
+import torch  # noqa: E402
+from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar  # noqa: E402
+from lightning.pytorch.loggers import CSVLogger  # noqa: E402
+
+import mm_adapters  # noqa: E402
+from mm_adapters.backbones import Backbone, BackboneNotFoundError, backbone_available, load_backbone  # noqa: E402
+from mm_adapters.data import DatasetUnavailableError  # noqa: E402
+from mm_adapters.lightning import AdapterTaskModule, export_adapter  # noqa: E402
+
+PLACEMENTS = ("houlsby", "pfeiffer", "parallel")
+CHECKPOINT_NAME = "last.ckpt"
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Defaults for one preset of a recipe; every field can be overridden on the command line."""
+
+    backbone: str
+    data: str
+    max_epochs: int
+    batch_size: int
+    lr: float
+    pretrained: str | None = None
+    placement: str = "pfeiffer"
+    reduction_factor: float = 16
+    layers: str = "all"
+    max_steps: int = -1
+    warmup_steps: int = 0
+
+
+@dataclass(frozen=True)
+class Settings(Preset):
+    """A preset with the command-line overrides applied, plus what only the command line sets."""
+
+    preset: str = "demo"
+    recipe: str = ""
+    output_dir: Path = Path("runs")
+    seed: int = 0
+    resume: str | None = None
+    precision: str = "32-true"
+    num_workers: int = 0
+    linear_probe: bool = False
+
+
+@dataclass
+class Prepared:
+    settings: Settings
+    backbone: Backbone
+    data: Any
+    adapter_name: str | None
+
+
+def build_parser(
+    description: str, presets: dict[str, Preset], linear_probe: bool = False
+) -> argparse.ArgumentParser:
+    """The options every recipe takes; preset-dependent ones default to the preset's value (shown in --help)."""
+    demo, full = presets["demo"], presets["full"]
+
+    def default(field: str) -> str:
+        return f"(demo: {getattr(demo, field)}, full: {getattr(full, field)})"
+
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add = parser.add_argument
+    add(
+        "--preset",
+        choices=("auto", "demo", "full"),
+        default="auto",
+        help="full: the published backbone and data (needs the Hub or a cache); demo: bundled data and a small "
+        "backbone, offline; auto: full when available, else demo (with a banner saying so). Default: auto.",
+    )
+    add(
+        "--backbone",
+        help=f"Backbone: demo name, hub id, timm/open_clip name or local folder {default('backbone')}.",
+    )
+    add("--data", help=f"Data set: bundled/local path or hub name {default('data')}.")
+    add("--placement", choices=PLACEMENTS, help=f"Adapter placement {default('placement')}.")
+    add(
+        "--reduction-factor", type=float, help=f"Hidden size / bottleneck size {default('reduction_factor')}."
+    )
+    add("--layers", help=f'Layers with adapters: "all", "last:K" or "0,1,5" {default("layers")}.')
+    add("--max-epochs", type=int, help=f"Training epochs {default('max_epochs')}.")
+    add(
+        "--max-steps",
+        type=int,
+        help=f"Stop after this many optimizer steps; -1 = no limit {default('max_steps')}.",
+    )
+    add("--batch-size", type=int, help=f"Batch size {default('batch_size')}.")
+    add("--lr", type=float, help=f"AdamW learning rate {default('lr')}.")
+    add(
+        "--warmup-steps",
+        type=int,
+        help=f"Linear warm-up steps before cosine decay {default('warmup_steps')}.",
+    )
+    add("--output-dir", type=Path, help="Where the run writes its outputs (default: runs/<recipe>).")
+    add("--seed", type=int, default=0, help="Seed for weights, data order and demo backbones (default: 0).")
+    add("--resume", help="Trainable-only checkpoint (.ckpt) of this recipe to continue training from.")
+    add(
+        "--precision",
+        default="auto",
+        help='Lightning precision; "auto" = bf16-mixed on a GPU with bf16, else 32-true (default: auto).',
+    )
+    add("--num-workers", type=int, default=0, help="Data loader worker processes (default: 0).")
+    if linear_probe:
+        add(
+            "--linear-probe",
+            action="store_true",
+            help="Train the linear head only, without adapters (a baseline).",
+        )
+    return parser  # fmt: skip
+
+
+def prepare(
+    args: argparse.Namespace,
+    recipe: str,
+    presets: dict[str, Preset],
+    load_data: Callable[[Settings, Backbone], Any],
+    adapter_name: str,
+) -> Prepared:
+    """Resolve the preset, load backbone and data, and add the adapter; under ``--preset auto`` fall back to the
+    demo preset (with a banner) when the full backbone or data set cannot be had here."""
+    settings = _settings(args, recipe, presets, _choose_preset(args, presets))
+    L.seed_everything(settings.seed, verbose=False)
+    try:
+        backbone = load_backbone(settings.backbone, pretrained=settings.pretrained, seed=settings.seed)
+        data = load_data(settings, backbone)
+    except (BackboneNotFoundError, DatasetUnavailableError, FileNotFoundError) as error:
+        if args.preset != "auto" or settings.preset == "demo":
+            sys.exit(f"error: {error}")
+        banner(f"The full preset is not available here ({error}).\nFalling back to the DEMO preset.")
+        settings = _settings(args, recipe, presets, "demo")
+        backbone = load_backbone(settings.backbone, pretrained=settings.pretrained, seed=settings.seed)
+        data = load_data(settings, backbone)
+    name = None if settings.linear_probe else adapter_name
+    if name is not None:
+        config = mm_adapters.AdapterConfig.preset(
+            settings.placement,
+            reduction_factor=settings.reduction_factor,
+            layers=parse_layers(settings.layers),
+        )
+        mm_adapters.add_adapter(backbone.model, name, config)
+    else:
+        backbone.model.requires_grad_(False)
+    print(f"[{recipe}] preset={settings.preset} backbone={backbone.name} data={settings.data}", flush=True)
+    return Prepared(settings, backbone, data, name)
+
+
+def parse_layers(text: str) -> str | tuple[int, ...]:
+    """``"all"`` and ``"last:K"`` stay strings; ``"0,1,5"`` becomes a tuple of indices."""
+    if text == "all" or text.startswith("last:"):
+        return text
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise SystemExit(
+            f'error: --layers must be "all", "last:K" or comma-separated indices, got {text!r}.'
+        ) from None
+
+
+def banner(message: str) -> None:
+    line = "=" * 100
+    print(f"\n{line}\n{message}\n{line}\n", flush=True)
+
+
+def make_trainer(settings: Settings) -> L.Trainer:
+    """A trainer that logs to CSV, keeps the last (trainable-only) checkpoint and shows a progress bar."""
+    output = settings.output_dir
+    return L.Trainer(
+        max_epochs=settings.max_epochs,
+        max_steps=settings.max_steps,
+        accelerator="auto",
+        devices=1,
+        precision=settings.precision,
+        logger=CSVLogger(output, name="", version="logs"),
+        callbacks=[
+            ModelCheckpoint(dirpath=output / "checkpoints", save_last=True, save_top_k=0),
+            TQDMProgressBar(),
+        ],
+        log_every_n_steps=5,
+        num_sanity_val_steps=0,
+        enable_model_summary=False,
+        deterministic="warn",
+    )
+
+
+def train_and_report(
+    prepared: Prepared,
+    module: AdapterTaskModule,
+    datamodule: L.LightningDataModule,
+    extra: dict[str, Any] | None = None,
+    before_fit: Callable[[L.Trainer], dict[str, Any]] | None = None,
+    after_validate: Callable[[Path], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Fit (or resume), validate, export the adapter and checkpoint, and write metrics.json and the plots."""
+    from plots import plot_curves
+
+    settings = prepared.settings
+    settings.output_dir.mkdir(parents=True, exist_ok=True)
+    trainer = make_trainer(settings)
+    start = time.perf_counter()
+    report: dict[str, Any] = dict(extra or {})
+    if before_fit is not None:
+        report.update(before_fit(trainer))
+    trainer.fit(module, datamodule=datamodule, ckpt_path=settings.resume, weights_only=True)
+    checkpoint = settings.output_dir / "checkpoints" / CHECKPOINT_NAME
+    trainer.save_checkpoint(checkpoint, weights_only=False)
+    final = {
+        k: round(float(v), 6)
+        for k, v in trainer.validate(module, datamodule=datamodule, verbose=False)[0].items()
+    }
+    wall_time = time.perf_counter() - start
+    adapter_dir = export_adapter(module, settings.output_dir / "adapter")
+    counts = mm_adapters.count_parameters(module)
+    report = {
+        "recipe": settings.recipe,
+        "preset": settings.preset,
+        "backbone": prepared.backbone.name,
+        "data": settings.data,
+        "adapter": None if prepared.adapter_name is None else settings.placement,
+        "reduction_factor": None if prepared.adapter_name is None else settings.reduction_factor,
+        "layers": None if prepared.adapter_name is None else settings.layers,
+        "metrics": final,
+        **report,
+        "trainable_params": counts.trainable,
+        "total_params": counts.total,
+        "trainable_percent": round(counts.trainable_percent, 4),
+        "epochs": trainer.current_epoch,
+        "steps": trainer.global_step,
+        "wall_time_s": round(wall_time, 1),
+        "device": str(trainer.strategy.root_device),
+        "precision": settings.precision,
+        "seed": settings.seed,
+        "checkpoint": str(checkpoint),
+        "checkpoint_bytes": checkpoint.stat().st_size,
+        "exported_adapter": str(adapter_dir),
+        "resumed_from": settings.resume,
+    }
+    report["curves_png"] = str(
+        plot_curves(settings.output_dir / "logs" / "metrics.csv", settings.output_dir / "curves.png")
+    )
+    if after_validate is not None:
+        report.update(after_validate(settings.output_dir))
+    (settings.output_dir / "metrics.json").write_text(json.dumps(report, indent=2))
+    _print_summary(report)
+    return report
+
+
+# -- internals ------------------------------------------------------------------------------------------------------
+def _choose_preset(args: argparse.Namespace, presets: dict[str, Preset]) -> str:
+    if args.preset != "auto":
+        return args.preset
+    full = presets["full"]
+    backbone = args.backbone or full.backbone
+    if backbone_available(backbone, full.pretrained if args.backbone is None else None):
+        return "full"
+    banner(
+        f"--preset auto: the full backbone {backbone!r} is not cached and the Hugging Face Hub is not reachable "
+        "(or HF_HUB_OFFLINE=1).\nRunning the DEMO preset instead: bundled data and a small demo backbone; its "
+        "numbers show the pipeline works, not what the full model reaches."
+    )
+    return "demo"
+
+
+def _settings(args: argparse.Namespace, recipe: str, presets: dict[str, Preset], preset: str) -> Settings:
+    base = dataclasses.asdict(presets[preset])
+    overrides = {field: getattr(args, field) for field in base if getattr(args, field, None) is not None}
+    precision = args.precision
+    if precision == "auto":
+        precision = (
+            "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
+        )
+    return Settings(
+        **{**base, **overrides},
+        preset=preset,
+        recipe=recipe,
+        output_dir=args.output_dir or Path("runs") / recipe,
+        seed=args.seed,
+        resume=args.resume,
+        precision=precision,
+        num_workers=args.num_workers,
+        linear_probe=getattr(args, "linear_probe", False),
+    )
+
+
+def _print_summary(report: dict[str, Any]) -> None:
+    metrics = ", ".join(f"{k}={v:.4f}" for k, v in report["metrics"].items())
+    print(
+        f"\n[{report['recipe']}] {report['preset']} preset, backbone {report['backbone']}: {metrics}\n"
+        f"  trainable {report['trainable_params']:,} of {report['total_params']:,} parameters "
+        f"({report['trainable_percent']:.2f}%), {report['wall_time_s']:.0f} s; outputs in "
+        f"{Path(report['checkpoint']).parent.parent}",
+        flush=True,
+    )
+
+
+def confusion_matrix_png(module: Any, class_names: list[str]) -> Callable[[Path], dict[str, Any]]:
+    """An ``after_validate`` hook for classification: write the last validation confusion matrix as a PNG."""
+
+    def write(output_dir: Path) -> dict[str, Any]:
+        from plots import plot_confusion
+
+        return {
+            "confusion_matrix_png": str(
+                plot_confusion(module.confusion_matrix, class_names, output_dir / "confusion_matrix.png")
+            )
+        }
+
+    return write
