@@ -22,6 +22,7 @@ WEIGHTS_FILE = "adapter_model.safetensors"
 HEAD_FILE = "head.safetensors"
 FORMAT = "mm_adapters.adapter/1"
 _CONFIG_KEYS = {"format", "name", "config", "backbone", "has_head", "share"}
+MAX_CONFIG_BYTES = 1_000_000
 
 
 def adapter_state_dict(model: nn.Module, name: str) -> dict[str, torch.Tensor]:
@@ -114,10 +115,11 @@ def read_adapter_config(folder: Path) -> dict:
     config_path = folder / CONFIG_FILE
     if not config_path.is_file():
         raise AdapterLoadError(f"{folder} has no {CONFIG_FILE}; it is not an adapter saved by mm_adapters.save_adapter.")
+    check_config_size(config_path)
     try:
         document = json.loads(config_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise AdapterLoadError(f"{config_path} is not valid JSON ({error}); the file is corrupt, save the adapter again.")
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
+        raise AdapterLoadError(f"{config_path} is not valid JSON ({error}); the file is corrupt, save the adapter again.") from error
     if not isinstance(document, dict):
         raise AdapterLoadError(f"{config_path} must hold a JSON object.")
     unknown = sorted(set(document) - _CONFIG_KEYS)
@@ -131,6 +133,16 @@ def read_adapter_config(folder: Path) -> dict:
     except ValueError as error:
         raise AdapterLoadError(f"{config_path}: {error}") from error
     return document
+
+
+def check_config_size(path: Path) -> None:
+    """Refuse to parse a config file far larger than any config this library writes (a few KB)."""
+    size = path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise AdapterLoadError(
+            f"{path} is {size:,} bytes; configs written by mm_adapters are a few KB, so it is not one. Refusing to "
+            "parse it; use a folder saved by mm_adapters."
+        )
 
 
 def _without_shared_memory(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

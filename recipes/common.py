@@ -63,6 +63,8 @@ class Settings(Preset):
     precision: str = "32-true"
     num_workers: int = 0
     linear_probe: bool = False
+    limit_train_batches: int | float = 1.0
+    limit_val_batches: int | float = 1.0
 
 
 @dataclass
@@ -125,6 +127,18 @@ def build_parser(
         help='Lightning precision; "auto" = bf16-mixed on a GPU with bf16, else 32-true (default: auto).',
     )
     add("--num-workers", type=int, default=0, help="Data loader worker processes (default: 0).")
+    add(
+        "--limit-train-batches",
+        type=_count_or_fraction,
+        default=1.0,
+        help="Train on this many batches per epoch (int) or this fraction of them (float); default: all.",
+    )
+    add(
+        "--limit-val-batches",
+        type=_count_or_fraction,
+        default=1.0,
+        help="Validate on this many batches (int) or this fraction of them (float); default: all.",
+    )
     if linear_probe:
         add(
             "--linear-probe",
@@ -169,6 +183,10 @@ def prepare(
     return Prepared(settings, backbone, data, name)
 
 
+def _count_or_fraction(text: str) -> int | float:
+    return float(text) if "." in text else int(text)
+
+
 def parse_layers(text: str) -> str | tuple[int, ...]:
     """``"all"`` and ``"last:K"`` stay strings; ``"0,1,5"`` becomes a tuple of indices."""
     if text == "all" or text.startswith("last:"):
@@ -192,6 +210,8 @@ def make_trainer(settings: Settings) -> L.Trainer:
     return L.Trainer(
         max_epochs=settings.max_epochs,
         max_steps=settings.max_steps,
+        limit_train_batches=settings.limit_train_batches,
+        limit_val_batches=settings.limit_val_batches,
         accelerator="auto",
         devices=1,
         precision=settings.precision,
@@ -303,6 +323,8 @@ def _settings(args: argparse.Namespace, recipe: str, presets: dict[str, Preset],
         precision=precision,
         num_workers=args.num_workers,
         linear_probe=getattr(args, "linear_probe", False),
+        limit_train_batches=args.limit_train_batches,
+        limit_val_batches=args.limit_val_batches,
     )
 
 
@@ -330,3 +352,17 @@ def confusion_matrix_png(module: Any, class_names: list[str]) -> Callable[[Path]
         }
 
     return write
+
+
+def datamodule(settings: Settings, train: Any, val: Any, collate: Callable) -> L.LightningDataModule:
+    """The data helper's module with this run's batch size, workers and seed."""
+    from mm_adapters.data import AdapterDataModule
+
+    return AdapterDataModule(
+        train,
+        val,
+        collate,
+        batch_size=settings.batch_size,
+        num_workers=settings.num_workers,
+        seed=settings.seed,
+    )

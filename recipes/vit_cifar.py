@@ -15,10 +15,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common  # noqa: E402
+from lightning import LightningDataModule  # noqa: E402
 
 from mm_adapters.backbones import Backbone  # noqa: E402
 from mm_adapters.data import (  # noqa: E402
-    AdapterDataModule,
     ImageClassificationCollator,
     ImageTransform,
     cifar10_dir,
@@ -37,7 +37,7 @@ PRESETS = {
 SPLITS = {"train": "train", "val": "test"}
 
 
-def load_data(settings: common.Settings, backbone: Backbone) -> tuple[AdapterDataModule, list[str]]:
+def load_data(settings: common.Settings, backbone: Backbone) -> tuple[LightningDataModule, list[str]]:
     """Train and test splits of an image-folder or hub data set, transformed for the backbone."""
     source = cifar10_dir() if settings.data == "bundled:cifar10" else settings.data
     train = load_hub_or_local(source, SPLITS["train"])
@@ -46,15 +46,7 @@ def load_data(settings: common.Settings, backbone: Backbone) -> tuple[AdapterDat
     names = label_names(train)
     transform = ImageTransform(backbone.image_size, backbone.image_mean, backbone.image_std)
     collate = ImageClassificationCollator(transform, image_column=image_column, num_classes=len(names))
-    datamodule = AdapterDataModule(
-        train,
-        val,
-        collate,
-        batch_size=settings.batch_size,
-        num_workers=settings.num_workers,
-        seed=settings.seed,
-    )
-    return datamodule, names
+    return common.datamodule(settings, train, val, collate), names
 
 
 def main(argv: list[str] | None = None) -> dict:

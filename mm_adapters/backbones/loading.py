@@ -159,8 +159,7 @@ def _hf_preprocessing(source: str, modalities: tuple[str, ...]) -> Preprocessing
 
     found: dict = {}
     if "image" in modalities and (processor := _optional(AutoImageProcessor, source)) is not None:
-        size = getattr(processor, "size", None) or {}
-        side = size.get("height") or size.get("shortest_edge") if isinstance(size, dict) else size
+        side = _image_side(getattr(processor, "size", None))
         found.update(
             image_size=side, image_mean=tuple(processor.image_mean), image_std=tuple(processor.image_std)
         )
@@ -168,12 +167,23 @@ def _hf_preprocessing(source: str, modalities: tuple[str, ...]) -> Preprocessing
         found["sample_rate"] = int(extractor.sampling_rate)
     if "text" in modalities:
         tokenizer = _optional(AutoTokenizer, source)
-        if tokenizer is None:
+        if tokenizer is None or len(tokenizer) <= len(tokenizer.all_special_tokens):  # no vocabulary files
             raise BackboneNotFoundError(
                 f"{source} has no tokenizer files; save them next to the model with tokenizer.save_pretrained."
             )
         found["tokenizer"] = tokenizer
     return Preprocessing(**found)
+
+
+def _image_side(size: object) -> int | None:
+    """The square input side from a processor's ``size`` (an int, or a dict/SizeDict with height or shortest_edge)."""
+    if isinstance(size, int):
+        return size
+    for key in ("height", "shortest_edge"):
+        value = size.get(key) if isinstance(size, dict) else getattr(size, key, None)
+        if value:
+            return int(value)
+    return None
 
 
 def _optional(auto_class, source: str):

@@ -12,6 +12,7 @@ from .cross_modal import (
     shared_bottleneck_size,
 )
 from .drop import (
+    DropTiming,
     drop_random_layers,
     dropped_layers,
     max_droppable_layers,
@@ -27,6 +28,7 @@ from .fusion_weights import plot_fusion_weights, record_fusion_weights
 __all__ = [
     "BatchSplit",
     "CompositionBlock",
+    "DropTiming",
     "FeatureAdapter",
     "Fuse",
     "FusionLayer",

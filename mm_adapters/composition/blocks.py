@@ -49,6 +49,8 @@ class BatchSplit(CompositionBlock):
     ``batch_sizes`` samples each go through the matching child.
 
     A child is an adapter name, a list of names (stacked), a :class:`Fuse`, or None (the plain base model).
+    The children may also come as one list, ``BatchSplit(["a", "b"], batch_sizes=[2, 3])``; to split into a single
+    stacked child, write that child as a tuple. :meth:`from_sample_adapters` builds a split from per-sample names.
     """
 
     children: tuple[Child, ...]

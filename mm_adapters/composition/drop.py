@@ -9,6 +9,7 @@ import random
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
@@ -70,15 +71,30 @@ def drop_random_layers(model: nn.Module, rng: random.Random, max_layers: int | N
     return count
 
 
+@dataclass
+class DropTiming:
+    """Seconds per call for each AdapterDrop setting, one entry per round (rounds ran the settings back to back)."""
+
+    seconds: dict[int, list[float]]
+
+    def median(self, layers: int) -> float:
+        return statistics.median(self.seconds[layers])
+
+    def speedup(self, layers: int, reference: int = 0) -> float:
+        """Median over rounds of ``time(reference) / time(layers)``: above 1 means dropping is faster."""
+        pairs = zip(self.seconds[reference], self.seconds[layers], strict=True)
+        return statistics.median(ref / t for ref, t in pairs)
+
+
 def time_adapter_drop(
     model: nn.Module,
     forward: Callable[[], Any],
     drops: Sequence[int] = (0, 5),
     repeats: int = 10,
     warmup: int = 2,
-) -> dict[int, float]:
-    """Median seconds of ``forward()`` with each AdapterDrop setting, timed side by side: the settings alternate
-    within every repeat, so drift in machine load hits all of them alike. Leaves no layers dropped."""
+) -> DropTiming:
+    """Time ``forward()`` under each AdapterDrop setting side by side: the settings alternate within every round,
+    so drift in machine load hits all of them alike. Leaves no layers dropped."""
     times: dict[int, list[float]] = {count: [] for count in drops}
     try:
         for round_index in range(warmup + repeats):
@@ -90,4 +106,4 @@ def time_adapter_drop(
                     times[count].append(time.perf_counter() - start)
     finally:
         set_adapter_drop(model, 0)
-    return {count: statistics.median(values) for count, values in times.items()}
+    return DropTiming(times)

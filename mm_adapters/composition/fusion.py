@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ..injection import set_active_adapters
-from ..state import check_name, get_state, iter_sites
+from ..state import check_name, get_state, has_adapters, iter_sites
 from .activation import activate_composition
 from .blocks import Fuse
 from .fusion_layer import FusionLayer
@@ -66,7 +66,7 @@ def delete_fusion(model: nn.Module, name: str) -> None:
 
 def list_fusions(model: nn.Module) -> dict[str, tuple[str, ...]]:
     """Fusion names and the adapters each fuses, in weight order."""
-    return dict(get_state(model).fusions)
+    return dict(get_state(model).fusions) if has_adapters(model) else {}
 
 
 def fusion_regularization_loss(model: nn.Module, name: str) -> torch.Tensor:

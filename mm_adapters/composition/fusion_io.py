@@ -15,7 +15,7 @@ from torch import nn
 
 from ..atomic import write_directory_atomically
 from ..errors import AdapterLoadError
-from ..serialization import _check_signature, _load_head, _read_tensors
+from ..serialization import _check_signature, _load_head, _read_tensors, check_config_size
 from ..state import backbone_signature, check_name, get_state, iter_sites
 from .activation import activate_composition
 from .blocks import Fuse
@@ -117,9 +117,10 @@ def _read_config(folder: Path) -> dict:
         raise AdapterLoadError(
             f"{folder} has no {CONFIG_FILE}; pass a folder written by mm_adapters.save_fusion."
         )
+    check_config_size(path)
     try:
         document = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
         raise AdapterLoadError(
             f"{path} is not valid JSON ({error}); the file is corrupt, save the fusion again."
         ) from error

@@ -57,7 +57,9 @@ def plot_fusion_weights(
     sample: int = 0,
 ) -> Path:
     """Write a PNG of one heatmap per adapted site (tokens/patches x adapters) for batch element ``sample``."""
-    from matplotlib.figure import Figure  # plotting is optional: import matplotlib only here, never pyplot
+    # imported here so that importing mm_adapters never loads matplotlib; Figure needs no pyplot or global backend
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     if not weights:
         raise ValueError("No fusion weights to plot; run a forward pass inside record_fusion_weights first.")
@@ -75,6 +77,7 @@ def plot_fusion_weights(
         tower, layer, site = key
         axis.set_title(f"{tower} layer {layer} {site}", fontsize=9)
         axis.set_ylabel("token / patch")
+        axis.yaxis.set_major_locator(MaxNLocator(integer=True))
         names = (
             list(adapter_names) if adapter_names is not None else [str(i) for i in range(matrix.shape[-1])]
         )

@@ -10,11 +10,13 @@ import torch
 from torch.utils.data import DataLoader
 
 from .indexed import IndexedDataset
+from .resumable import ResumableDataLoader, ResumableSampler
 
 
 class AdapterDataModule(L.LightningDataModule):
-    """Train/val(/test) dataloaders: rows get their `index`, the training order is shuffled by a generator
-    seeded with `seed` (the same order for every fit), and `val_collate_fn` defaults to `collate_fn`."""
+    """Train/val(/test) dataloaders: rows get their `index`, the training order is a permutation drawn from
+    `seed + epoch` (the same for every fit, on one process or split across DDP ranks, and resumable part-way into
+    an epoch; see `ResumableSampler`), and `val_collate_fn` defaults to `collate_fn`."""
 
     def __init__(
         self,
@@ -49,7 +51,17 @@ class AdapterDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train, self.collate_fn, shuffle=True)
+        trainer = getattr(self, "trainer", None)
+        replicas, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        dataset = IndexedDataset(self.train)
+        return ResumableDataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=ResumableSampler(dataset, num_replicas=replicas, rank=rank, seed=self.seed),
+            collate_fn=self.collate_fn,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val, self.val_collate_fn, shuffle=False)
