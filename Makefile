@@ -31,3 +31,19 @@ lint: setup
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
+
+# Benchmark against full fine-tuning, AdapterHub `adapters` and peft, in a peer environment (AdapterHub needs
+# transformers 4.57): checks the specs on that version, then prints the table. `make bench BENCH_ARGS=--quick`.
+BENCH_VENV ?= .venv-bench
+BENCH_PY := $(BENCH_VENV)/bin/python
+BENCH_ARGS ?=
+
+bench: $(BENCH_VENV)/.installed
+	$(BENCH_PY) -m pytest -q -p no:cacheprovider tests/test_transformers_compat.py
+	$(BENCH_PY) benchmarks/run.py $(BENCH_ARGS)
+
+$(BENCH_VENV)/.installed: pyproject.toml benchmarks/requirements.txt
+	test -x $(BENCH_PY) || python3 -m venv $(BENCH_VENV)
+	$(BENCH_PY) -m pip install -q --upgrade pip
+	$(BENCH_PY) -m pip install -q $(TORCH_STACK) -e '.[dev]' -r benchmarks/requirements.txt
+	touch $@

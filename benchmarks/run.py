@@ -44,6 +44,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--no-peers", action="store_true", help="skip AdapterHub and peft")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--sizes", choices=sorted(SIZES), default=None, help="batch sizes (default: by device)")
+    parser.add_argument("--batch", type=int, default=None, help="one batch size for every model (smoke tests)")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast; frozen weights in bf16, trained in fp32")
     parser.add_argument("--compile", action="store_true", help="torch.compile every set-up's model")
     parser.add_argument("--warmup", type=int, default=None)
@@ -101,7 +102,7 @@ class Runner:
 
 def bench_model(key: str, args, device: torch.device) -> dict:
     bench = MODELS[key]()
-    batch = SIZES[args.sizes][key]
+    batch = args.batch or SIZES[args.sizes][key]
     base = bench.build()
     inputs = bench.make_inputs(batch, device)
     inputs["index"] = torch.arange(batch)

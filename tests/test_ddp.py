@@ -79,6 +79,24 @@ def test_two_processes_train_the_same_adapter_as_one(tmp_path):
     assert any((value != 0).any() for key, value in single.items() if key.endswith("up.weight")), "it trained"
 
 
+def test_fsdp_strategy_wraps_each_block_and_keeps_per_tensor_requires_grad():
+    """FSDP needs a GPU in Lightning, so only its set-up is checked here (docs/scale_out.md has the command)."""
+    import pytest
+    from test_reliability import tiny_task
+    from transformers.models.vit.modeling_vit import ViTLayer
+
+    from mm_adapters.reliability import make_strategy
+
+    model = tiny_task().backbone.model
+    strategy = make_strategy("fsdp", model)
+    assert strategy.kwargs["use_orig_params"] is True
+    assert strategy.kwargs["auto_wrap_policy"]._module_classes == {ViTLayer}
+    with pytest.raises(ValueError, match="use_orig_params=True"):
+        make_strategy("fsdp", model, use_orig_params=False)
+    with pytest.raises(ValueError, match="Unknown strategy 'horovod'"):
+        make_strategy("horovod")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--devices", type=int, default=2)

@@ -66,17 +66,21 @@ class CrashAt(Callback):
             raise Crash
 
 
+class BackboneStaysInEval(Callback):
+    def on_train_batch_start(self, trainer, pl_module, *args) -> None:
+        assert not pl_module.backbone.training, f"backbone in train mode at step {trainer.global_step}"
+
+
 def tiny_trainer(folder: Path, max_steps: int, extra: list[Callback] = (), **kwargs) -> L.Trainer:
+    kwargs = {"max_epochs": -1, "limit_val_batches": 0, **kwargs}
     return L.Trainer(
         max_steps=max_steps,
-        max_epochs=-1,
         accelerator="cpu",
         devices=1,
         logger=False,
         enable_progress_bar=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
-        limit_val_batches=0,
         plugins=[AtomicCheckpointIO()],
         callbacks=[
             FiniteLossGuard(),
@@ -128,22 +132,25 @@ def test_loader_state_skips_the_batches_already_served():
 
 # -- resume -------------------------------------------------------------------------------------------------------
 def test_mid_epoch_resume_matches_an_uninterrupted_run(tmp_path):
-    """4 batches per epoch; crash after step 2 (mid-epoch), resume to 7 steps: bit-identical to 7 at once."""
+    """2 epochs of 4 batches with validation; crash after step 2 (mid-epoch) and resume: bit-identical weights,
+    and the frozen backbone runs in eval mode after the restart too (no dropout switched on)."""
     rows = tiny_rows()[:8]
 
     def data():
         return AdapterDataModule(rows, rows[:2], collate, batch_size=2, seed=0)
 
-    straight = tiny_task()
-    tiny_trainer(tmp_path / "straight", 7).fit(straight, datamodule=data())
+    def trainer(folder: Path, *extra: Callback) -> L.Trainer:
+        return tiny_trainer(folder, -1, [BackboneStaysInEval(), *extra], max_epochs=2, limit_val_batches=1)
 
+    straight = tiny_task()
+    trainer(tmp_path / "straight").fit(straight, datamodule=data())
     with pytest.raises(Crash):
-        tiny_trainer(tmp_path / "resumed", 7, extra=[CrashAt(2)]).fit(tiny_task(), datamodule=data())
-    resumed = tiny_task()
-    last = tmp_path / "resumed" / "last.ckpt"
-    trainer = tiny_trainer(tmp_path / "resumed", 7)
-    trainer.fit(resumed, datamodule=data(), ckpt_path=last, weights_only=True)
-    assert trainer.global_step == 7
+        trainer(tmp_path / "resumed", CrashAt(2)).fit(tiny_task(), datamodule=data())
+    resumed, resumed_trainer = tiny_task(), trainer(tmp_path / "resumed")
+    resumed_trainer.fit(
+        resumed, datamodule=data(), ckpt_path=tmp_path / "resumed" / "last.ckpt", weights_only=True
+    )
+    assert resumed_trainer.global_step == 8
     for name, value in trainable(straight).items():
         torch.testing.assert_close(trainable(resumed)[name], value, rtol=0, atol=0, msg=name)
 

@@ -38,6 +38,8 @@ class AdapterDataModule(L.LightningDataModule):
         self.collate_fn = collate_fn
         self.val_collate_fn = val_collate_fn or collate_fn
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
+        self._train_loader: ResumableDataLoader | None = None
+        self._resume_state: dict[str, int] | None = None
 
     def _loader(self, dataset: Sequence[dict[str, Any]], collate_fn: Callable, shuffle: bool) -> DataLoader:
         return DataLoader(
@@ -54,7 +56,7 @@ class AdapterDataModule(L.LightningDataModule):
         trainer = getattr(self, "trainer", None)
         replicas, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
         dataset = IndexedDataset(self.train)
-        return ResumableDataLoader(
+        self._train_loader = ResumableDataLoader(
             dataset,
             batch_size=self.batch_size,
             sampler=ResumableSampler(dataset, num_replicas=replicas, rank=rank, seed=self.seed),
@@ -62,6 +64,19 @@ class AdapterDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )
+        if self._resume_state:
+            self._train_loader.load_state_dict(self._resume_state)
+            self._resume_state = None
+        return self._train_loader
+
+    def state_dict(self) -> dict[str, int]:
+        """How far the training order got (Lightning stores it in every checkpoint), so a resumed run continues
+        with the next unseen batch. Lightning restores data modules before it builds the loaders, which also
+        covers runs whose optimizer set-up builds them early (``trainer.estimated_stepping_batches``)."""
+        return self._train_loader.state_dict() if self._train_loader is not None else {}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        self._resume_state = dict(state_dict) or None
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val, self.val_collate_fn, shuffle=False)

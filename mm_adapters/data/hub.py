@@ -34,6 +34,11 @@ def _load_local(path: Path, split: str, **load_kwargs: Any) -> Dataset:
         return loaded[split] if isinstance(loaded, DatasetDict) else loaded
     if any(file.suffix.lower() in IMAGE_EXTENSIONS for file in path.rglob("*")):
         return load_image_folder(path, split if (path / split).is_dir() else None, **load_kwargs)
+    if not any(file.is_file() for file in path.rglob("*")):
+        raise ValueError(
+            f"Dataset folder {path} is empty. Put the data there (an image folder [<split>/]<class>/<image>, "
+            f"a {'/'.join(sorted(FILE_BUILDERS))} file per split, or a save_to_disk folder), or pass another path."
+        )
     return load_dataset(str(path), split=split, **load_kwargs)
 
 

@@ -30,8 +30,10 @@ class BottleneckAdapter(nn.Module):
         nn.init.zeros_(self.up.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weight_dtype = self.down.weight.dtype
-        delta = self.up(self.dropout(self.act(self.down(x.to(weight_dtype)))))
+        # Under autocast the projections choose their own dtype; casting x to the (fp32) weights first would only
+        # add two passes over the hidden state.
+        inner = x if torch.is_autocast_enabled(x.device.type) else x.to(self.down.weight.dtype)
+        delta = self.up(self.dropout(self.act(self.down(inner))))
         if self.scaling != 1.0:
             delta = delta * self.scaling
         return delta.to(x.dtype)

@@ -4,7 +4,7 @@ NaN/Inf, multi-process strategies, and memory measurement for soak runs."""
 from .checkpoint_io import AtomicCheckpointIO, CheckpointError, check_checkpoint
 from .finite_guard import FiniteLossGuard, NonFiniteLossError
 from .memory import MemoryMonitor, peak_rss_mib, rss_mib
-from .resume import find_last_checkpoint, resolve_resume
+from .resume import checkpoint_mismatch, find_last_checkpoint, resolve_resume
 from .scale_out import STRATEGIES, block_classes, make_strategy
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "NonFiniteLossError",
     "block_classes",
     "check_checkpoint",
+    "checkpoint_mismatch",
     "find_last_checkpoint",
     "make_strategy",
     "peak_rss_mib",

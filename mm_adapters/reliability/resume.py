@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
+from torch import nn
+
+from ..injection import list_adapters
 from .checkpoint_io import CheckpointError, check_checkpoint
 
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
@@ -44,3 +48,26 @@ def resolve_resume(resume: str | os.PathLike | None, output_dir: str | os.PathLi
         )
     check_checkpoint(path)
     return path
+
+
+def checkpoint_mismatch(checkpoint: str | os.PathLike | dict[str, Any], module: nn.Module) -> str | None:
+    """Why ``checkpoint`` cannot continue training ``module``: other tensor names or shapes (another placement,
+    layer set or class count) or other adapter configs; None when it fits."""
+    if not isinstance(checkpoint, dict):
+        checkpoint = check_checkpoint(checkpoint)
+    saved, expected = checkpoint.get("state_dict", {}), module.state_dict()
+    missing, unexpected = sorted(set(expected) - set(saved)), sorted(set(saved) - set(expected))
+    if missing or unexpected:
+        return (
+            f"this run has tensors it lacks: {missing[:3]}; it has tensors this run lacks: {unexpected[:3]}"
+        )
+    for key, tensor in expected.items():
+        if tuple(saved[key].shape) != tuple(tensor.shape):
+            return f"{key} is {tuple(saved[key].shape)} there but {tuple(tensor.shape)} here"
+    saved_adapters = checkpoint.get("mm_adapters", {}).get("adapters")
+    backbone = getattr(module, "backbone", None)
+    if saved_adapters is not None and backbone is not None:
+        current = {name: config.to_dict() for name, config in list_adapters(backbone.model).items()}
+        if saved_adapters != current:
+            return f"adapters {saved_adapters} there, {current} here"
+    return None

@@ -113,7 +113,8 @@ class PrefixCache:
         """The deepest prefix over towers (0: nothing to cache)."""
         return max(self.depths.values(), default=0)
 
-    # -- used by FrozenPrefixLayer during forward -------------------------------------------------------------
+    # -- used by FrozenPrefixLayer during forward (kept out of torch.compile graphs: keys change every batch) --
+    @torch.compiler.disable
     def lookup(self, tower: str, hidden: torch.Tensor) -> torch.Tensor | None:
         """The cached prefix output for the current batch, or None (then the prefix runs and is recorded)."""
         batch = self._batch
@@ -124,6 +125,7 @@ class PrefixCache:
         found = batch.resolved[tower]
         return None if found is _MISS else found  # type: ignore[return-value]
 
+    @torch.compiler.disable
     def record(self, tower: str, hidden: torch.Tensor) -> None:
         batch = self._batch
         if batch is None or tower in self.refused:
