@@ -212,16 +212,16 @@ def main(argv=None) -> None:
     for key in args.models:
         print(f"[bench] {key} ...", file=sys.stderr, flush=True)
         results.append(bench_model(key, args, device))
-    text = f"Machine: {machine(device, args)}"
-    if peak is not None:
-        text += f"; measured bf16 matmul peak {peak:.0f} TFLOP/s (8192^3)"
-    text += "\n\n" + table(results, peak)
+        text = f"Machine: {machine(device, args)}"
+        if peak is not None:
+            text += f"; measured bf16 matmul peak {peak:.0f} TFLOP/s (8192^3)"
+        text += "\n\n" + table(results, peak)
+        if args.markdown:  # after every model, so that a run cut short keeps what it measured
+            args.markdown.write_text(text + "\n")
+        if args.json:
+            raw = {"machine": machine(device, args), "peak_tflops": peak, "results": results}
+            args.json.write_text(json.dumps(raw, default=lambda o: o.__dict__, indent=1))
     print(text)
-    if args.markdown:
-        args.markdown.write_text(text + "\n")
-    if args.json:
-        args.json.write_text(json.dumps({"machine": machine(device, args), "peak_tflops": peak, "results": results},
-                                        default=lambda o: o.__dict__, indent=1))
 
 
 if __name__ == "__main__":

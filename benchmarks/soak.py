@@ -26,7 +26,9 @@ from mm_adapters.reliability import MemoryMonitor, peak_rss_mib, rss_mib  # noqa
 
 def main(argv: list[str] | None = None) -> dict:
     parser = common.build_parser(__doc__, vit_cifar.PRESETS)
-    parser.add_argument("--max-growth-mib", type=float, default=25.0, help="Allowed RSS growth (default: 25).")
+    parser.add_argument(
+        "--max-growth-mib", type=float, default=25.0, help="Allowed RSS growth (default: 25)."
+    )
     parser.set_defaults(
         preset="demo", max_epochs=40, limit_train_batches=4, limit_val_batches=4, resume="none",
         output_dir=Path("runs/soak"),

@@ -14,7 +14,7 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,13 +26,23 @@ import lightning as L  # noqa: E402
 # The frozen backbone runs in eval mode on purpose (see AdapterTaskModule.on_train_epoch_start).
 warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
 import torch  # noqa: E402
-from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar  # noqa: E402
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar  # noqa: E402
 from lightning.pytorch.loggers import CSVLogger  # noqa: E402
 
 import mm_adapters  # noqa: E402
 from mm_adapters.backbones import Backbone, BackboneNotFoundError, backbone_available, load_backbone  # noqa: E402
 from mm_adapters.data import DatasetUnavailableError  # noqa: E402
 from mm_adapters.lightning import AdapterTaskModule, export_adapter  # noqa: E402
+from mm_adapters.reliability import (  # noqa: E402
+    STRATEGIES,
+    AtomicCheckpointIO,
+    CheckpointError,
+    FiniteLossGuard,
+    NonFiniteLossError,
+    checkpoint_mismatch,
+    make_strategy,
+    resolve_resume,
+)
 
 PLACEMENTS = ("houlsby", "pfeiffer", "parallel")
 CHECKPOINT_NAME = "last.ckpt"
@@ -64,6 +74,11 @@ class Settings(Preset):
     output_dir: Path = Path("runs")
     seed: int = 0
     resume: str | None = None
+    """The checkpoint this run continues from (``--resume`` resolved by :func:`prepare`), or None."""
+    checkpoint_every_n_steps: int = 0
+    devices: int | str = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
     precision: str = "32-true"
     num_workers: int = 0
     linear_probe: bool = False
@@ -125,7 +140,26 @@ def build_parser(
     )
     add("--output-dir", type=Path, help="Where the run writes its outputs (default: runs/<recipe>).")
     add("--seed", type=int, default=0, help="Seed for weights, data order and demo backbones (default: 0).")
-    add("--resume", help="Trainable-only checkpoint (.ckpt) of this recipe to continue training from.")
+    add(
+        "--resume",
+        default="auto",
+        help="auto: continue from <output-dir>/checkpoints/last.ckpt if an earlier (killed) run left one; "
+        "none: start over; or a trainable-only .ckpt of this recipe (default: auto).",
+    )
+    add(
+        "--checkpoint-every-n-steps",
+        type=int,
+        default=0,
+        help="Also write checkpoints/last.ckpt every N optimizer steps; 0 = after every epoch (default: 0).",
+    )
+    add("--devices", type=_devices, default=1, help='Processes (GPUs) per node, or "auto" (default: 1).')
+    add("--num-nodes", type=int, default=1, help="Machines taking part (default: 1).")
+    add(
+        "--strategy",
+        choices=STRATEGIES,
+        default="auto",
+        help="Lightning strategy for several devices; see docs/scale_out.md (default: auto).",
+    )
     add(
         "--precision",
         default="auto",
@@ -175,6 +209,9 @@ def prepare(
         settings = _settings(args, recipe, presets, "demo")
         backbone = load_backbone(settings.backbone, pretrained=settings.pretrained, seed=settings.seed)
         data = load_data(settings, backbone)
+    except ValueError as error:  # a data set folder that is missing, empty or has one class, bad labels ...
+        sys.exit(f"error: {error}")
+    settings = dataclasses.replace(settings, resume=_resume_path(args.resume, settings))
     name = None if settings.linear_probe else adapter_name
     if name is not None:
         config = mm_adapters.AdapterConfig.preset(
@@ -187,6 +224,31 @@ def prepare(
         backbone.model.requires_grad_(False)
     print(f"[{recipe}] preset={settings.preset} backbone={backbone.name} data={settings.data}", flush=True)
     return Prepared(settings, backbone, data, name, started)
+
+
+def _devices(text: str) -> int | str:
+    return int(text) if text.lstrip("-").isdigit() else text
+
+
+def _resume_path(resume: str | None, settings: Settings) -> str | None:
+    """``--resume`` as a readable checkpoint path: ``auto`` finds the output folder's ``last.ckpt``."""
+    try:
+        path = resolve_resume(resume, settings.output_dir)
+    except CheckpointError as error:
+        sys.exit(f"error: {error}")
+    if path is not None:
+        print(f"[{settings.recipe}] resuming from {path}", flush=True)
+    return None if path is None else str(path)
+
+
+def _check_resume_fits(settings: Settings, module: AdapterTaskModule) -> None:
+    """Exit, saying what to do, when the checkpoint to resume from was written with other settings."""
+    mismatch = None if settings.resume is None else checkpoint_mismatch(settings.resume, module)
+    if mismatch is not None:
+        sys.exit(
+            f"error: {settings.resume} was written by a run with other settings ({mismatch}). Pass --resume none "
+            "to start over (that checkpoint will be replaced) or use another --output-dir."
+        )
 
 
 def _count_or_fraction(text: str) -> int | float:
@@ -210,20 +272,35 @@ def banner(message: str) -> None:
     print(f"\n{line}\n{message}\n{line}\n", flush=True)
 
 
-def make_trainer(settings: Settings) -> L.Trainer:
-    """A trainer that logs to CSV, keeps the last (trainable-only) checkpoint and shows a progress bar."""
+def make_trainer(
+    settings: Settings, model: torch.nn.Module | None = None, callbacks: Sequence[Callback] = ()
+) -> L.Trainer:
+    """A trainer that logs to CSV, keeps the last trainable-only checkpoint (written atomically, after every epoch
+    or every ``--checkpoint-every-n-steps``), stops at a NaN/Inf loss and shows a progress bar. ``model`` is the
+    raw backbone, which ``--strategy fsdp`` needs to find its blocks."""
     output = settings.output_dir
+    every_n_steps = settings.checkpoint_every_n_steps or None
     return L.Trainer(
         max_epochs=settings.max_epochs,
         max_steps=settings.max_steps,
         limit_train_batches=settings.limit_train_batches,
         limit_val_batches=settings.limit_val_batches,
         accelerator="auto",
-        devices=1,
+        devices=settings.devices,
+        num_nodes=settings.num_nodes,
+        strategy=make_strategy(settings.strategy, model),
         precision=settings.precision,
         logger=CSVLogger(output, name="", version="logs"),
+        plugins=[AtomicCheckpointIO()],
         callbacks=[
-            ModelCheckpoint(dirpath=output / "checkpoints", save_last=True, save_top_k=0),
+            FiniteLossGuard(),
+            *callbacks,
+            ModelCheckpoint(
+                dirpath=output / "checkpoints",
+                save_last=True,
+                save_top_k=0,
+                every_n_train_steps=every_n_steps,
+            ),
             TQDMProgressBar(),
         ],
         log_every_n_steps=1,
@@ -240,23 +317,32 @@ def train_and_report(
     extra: dict[str, Any] | None = None,
     before_fit: Callable[[L.Trainer], dict[str, Any]] | None = None,
     after_validate: Callable[[Path], dict[str, Any]] | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> dict[str, Any]:
-    """Fit (or resume), validate, export the adapter and checkpoint, and write metrics.json and the plots."""
+    """Fit (or resume), validate, export the adapter and checkpoint, and write metrics.json and the plots.
+
+    With several processes (``--devices``/``--num-nodes``) only global rank 0 writes the outputs."""
     from plots import plot_curves
 
     settings = prepared.settings
     settings.output_dir.mkdir(parents=True, exist_ok=True)
-    trainer = make_trainer(settings)
+    trainer = make_trainer(settings, prepared.backbone.model, callbacks)
+    _check_resume_fits(settings, module)
     report: dict[str, Any] = dict(extra or {})
     if before_fit is not None:
         report.update(before_fit(trainer))
-    trainer.fit(module, datamodule=datamodule, ckpt_path=settings.resume, weights_only=True)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=settings.resume, weights_only=True)
+    except NonFiniteLossError as error:
+        sys.exit(f"error: {error}")
     checkpoint = settings.output_dir / "checkpoints" / CHECKPOINT_NAME
     trainer.save_checkpoint(checkpoint, weights_only=False)
     final = {
         k: round(float(v), 6)
         for k, v in trainer.validate(module, datamodule=datamodule, verbose=False)[0].items()
     }
+    if not trainer.is_global_zero:  # under DDP/FSDP one process writes the outputs
+        return {"metrics": final}
     adapter_dir = export_adapter(module, settings.output_dir / "adapter")
     counts = mm_adapters.count_parameters(module)
     report = {
@@ -324,12 +410,16 @@ def _settings(args: argparse.Namespace, recipe: str, presets: dict[str, Preset],
         recipe=recipe,
         output_dir=args.output_dir or Path("runs") / recipe,
         seed=args.seed,
-        resume=args.resume,
+        resume=None,
         precision=precision,
         num_workers=args.num_workers,
         linear_probe=getattr(args, "linear_probe", False),
         limit_train_batches=args.limit_train_batches,
         limit_val_batches=args.limit_val_batches,
+        checkpoint_every_n_steps=args.checkpoint_every_n_steps,
+        devices=args.devices,
+        num_nodes=args.num_nodes,
+        strategy=args.strategy,
     )
 
 

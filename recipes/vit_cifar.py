@@ -28,7 +28,9 @@ from mm_adapters.data import (  # noqa: E402
 from mm_adapters.lightning import ClassificationModule  # noqa: E402
 
 PRESETS = {
-    "demo": common.Preset(backbone="demo-vit", data="bundled:cifar10", max_epochs=8, batch_size=32, lr=3e-3),
+    "demo": common.Preset(
+        backbone="demo-vit", data="bundled:cifar10", max_epochs=15, batch_size=32, lr=3e-3, reduction_factor=4
+    ),
     "full": common.Preset(
         backbone="google/vit-base-patch16-224-in21k", data="uoft-cs/cifar10", max_epochs=3, batch_size=64, lr=1e-3,
         warmup_steps=100,

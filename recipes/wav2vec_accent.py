@@ -54,7 +54,11 @@ def load_data(settings: common.Settings, backbone: Backbone) -> tuple[LightningD
         audio_column, label_column = HUB_AUDIO, HUB_LABEL
     names = label_names(train, label_column)
     collate = AudioClassificationCollator(
-        backbone.sample_rate, audio_column=audio_column, label_column=label_column, num_classes=len(names)
+        backbone.sample_rate,
+        min_samples=backbone.min_samples,
+        audio_column=audio_column,
+        label_column=label_column,
+        num_classes=len(names),
     )
     return common.datamodule(settings, train, val, collate), names
 

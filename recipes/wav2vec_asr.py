@@ -46,7 +46,9 @@ def load_data(settings: common.Settings, backbone: Backbone) -> tuple[LightningD
         )
         audio_column = "audio"
     vocabulary = CharVocabulary.from_texts([*train["transcript"], *val["transcript"]])
-    collate = CTCCollator(backbone.sample_rate, vocabulary, audio_column=audio_column)
+    collate = CTCCollator(
+        backbone.sample_rate, vocabulary, min_samples=backbone.min_samples, audio_column=audio_column
+    )
     return common.datamodule(settings, train, val, collate), vocabulary
 
 

@@ -30,6 +30,15 @@ class HFAudioBackbone(Backbone):
     def feature_dim(self) -> int:
         return int(self.model.config.hidden_size)
 
+    @property
+    def min_samples(self) -> int:
+        """The shortest clip, in samples, that the convolutional feature encoder turns into one frame (its
+        receptive field: 400 samples, 25 ms at 16 kHz, for wav2vec2-base); shorter input fails inside the model."""
+        field, stride = 1, 1
+        for kernel, step in zip(self.model.config.conv_kernel, self.model.config.conv_stride, strict=True):
+            field, stride = field + (kernel - 1) * stride, stride * step
+        return field
+
     def frames(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         mask = batch.get("attention_mask")
         takes_mask = mask is not None and getattr(self.model.config, "feat_extract_norm", "layer") == "layer"

@@ -49,9 +49,9 @@ class Backbone(nn.Module):
     def __init__(self, model: nn.Module, preprocessing: Preprocessing | None = None, name: str = "") -> None:
         super().__init__()
         self.model = model
-        self.preprocessing = self.default_preprocessing(model).merged(
-            **dataclasses.asdict(preprocessing or Preprocessing())
-        )
+        given = preprocessing or Preprocessing()
+        overrides = {field.name: getattr(given, field.name) for field in dataclasses.fields(given)}
+        self.preprocessing = self.default_preprocessing(model).merged(**overrides)
         self.name = name or type(model).__name__
 
     @classmethod

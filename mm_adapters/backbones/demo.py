@@ -49,7 +49,7 @@ def _demo_vit() -> Backbone:
     from transformers import ViTConfig, ViTModel
 
     config = ViTConfig(
-        image_size=32, patch_size=4, hidden_size=WIDTH, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
+        image_size=32, patch_size=8, hidden_size=WIDTH, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
         intermediate_size=4 * WIDTH,
     )  # fmt: skip
     return HFViTBackbone(ViTModel(config, add_pooling_layer=False), name="demo-vit")
@@ -60,7 +60,7 @@ def _demo_timm_vit() -> Backbone:
     import timm
 
     model = timm.create_model(
-        "vit_tiny_patch16_224", pretrained=False, num_classes=0, img_size=32, patch_size=4, embed_dim=WIDTH,
+        "vit_tiny_patch16_224", pretrained=False, num_classes=0, img_size=32, patch_size=8, embed_dim=WIDTH,
         depth=LAYERS, num_heads=HEADS,
     )  # fmt: skip
     return TimmViTBackbone(model, name="demo-timm-vit")

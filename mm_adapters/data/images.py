@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 from datasets import Dataset, load_dataset
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from torchvision.transforms import v2
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
@@ -62,12 +62,10 @@ def load_image_folder(data_dir: str | Path, split: str | None = None, **load_kwa
 def to_rgb(image: Any) -> Image.Image:
     """An RGB PIL image from a PIL image, a path, a {"bytes"|"path"} dict or an H x W (x C) uint8 array."""
     if isinstance(image, (str, Path)):
-        with Image.open(image) as opened:
-            return to_rgb(opened)
+        return _open_rgb(image, str(image))
     if isinstance(image, dict):
         source = io.BytesIO(image["bytes"]) if image.get("bytes") else image["path"]
-        with Image.open(source) as opened:
-            return to_rgb(opened)
+        return _open_rgb(source, image.get("path") or "image bytes")
     if isinstance(image, np.ndarray):
         image = Image.fromarray(image)
     if not isinstance(image, Image.Image):
@@ -75,6 +73,16 @@ def to_rgb(image: Any) -> Image.Image:
     if image.mode in ("P", "PA"):
         image = image.convert("RGBA")  # palette transparency is only honoured through RGBA
     return image.convert("RGB")
+
+
+def _open_rgb(source: Any, name: str) -> Image.Image:
+    try:
+        with Image.open(source) as opened:
+            return to_rgb(opened)
+    except (UnidentifiedImageError, OSError) as error:  # not an image, truncated, or missing
+        raise ValueError(
+            f"Cannot read image {name} ({error}); remove it from the data set or convert it to PNG or JPEG."
+        ) from error
 
 
 @dataclass

@@ -25,7 +25,12 @@ class AdapterTaskModule(L.LightningModule):
     """Base class of the task modules; holds the injected :class:`~mm_adapters.backbones.Backbone`."""
 
     def __init__(
-        self, backbone: Backbone, lr: float, weight_decay: float, warmup_steps: int, backbone_dropout: bool = False
+        self,
+        backbone: Backbone,
+        lr: float,
+        weight_decay: float,
+        warmup_steps: int,
+        backbone_dropout: bool = False,
     ) -> None:
         super().__init__()
         if not isinstance(backbone, Backbone):
@@ -36,6 +41,11 @@ class AdapterTaskModule(L.LightningModule):
         self.backbone = backbone
         self.lr, self.weight_decay, self.warmup_steps = lr, weight_decay, warmup_steps
         self.backbone_dropout = backbone_dropout
+
+    def on_train_start(self) -> None:
+        """Also set the modes when fit starts: a run resumed part-way into an epoch skips ``on_train_epoch_start``
+        for that epoch, and Lightning has put the whole module in train mode."""
+        self.on_train_epoch_start()
 
     def on_train_epoch_start(self) -> None:
         """Run the frozen backbone in eval mode (no dropout or layer drop, so its features are deterministic)

@@ -54,19 +54,33 @@ class ClassificationModule(AdapterTaskModule):
         """Class logits, B x num_classes."""
         return self.head(self.backbone(batch))
 
+    def checked_labels(self, batch: dict) -> torch.Tensor:
+        """The batch's labels, checked against the head before they reach the loss (an out-of-range label makes
+        cross-entropy fail with an opaque index error, or a device-side assert on a GPU)."""
+        labels, classes = batch["labels"], self.head.out_features
+        outside = labels[(labels < 0) | (labels >= classes)]
+        if outside.numel():
+            raise ValueError(
+                f"Label {outside[0].item()} in this batch is outside 0..{classes - 1}: the head has {classes} "
+                "classes. Check the labels, or build the module with the right num_classes."
+            )
+        return labels
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        labels = self.checked_labels(batch)
         logits = self(batch).float()
-        loss = F.cross_entropy(logits, batch["labels"])
-        self.train_metrics.update(logits, batch["labels"])
+        loss = F.cross_entropy(logits, labels)
+        self.train_metrics.update(logits, labels)
         self.log("train_loss", loss, prog_bar=True, batch_size=len(logits))
         self.log_dict(self.train_metrics, on_step=False, on_epoch=True, batch_size=len(logits))
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
+        labels = self.checked_labels(batch)
         logits = self(batch).float()
-        self.val_metrics.update(logits, batch["labels"])
-        self.val_confusion.update(logits, batch["labels"])
-        self.log("val_loss", F.cross_entropy(logits, batch["labels"]), prog_bar=True, batch_size=len(logits))
+        self.val_metrics.update(logits, labels)
+        self.val_confusion.update(logits, labels)
+        self.log("val_loss", F.cross_entropy(logits, labels), prog_bar=True, batch_size=len(logits))
         self.log_dict(self.val_metrics, on_epoch=True, prog_bar=True, batch_size=len(logits))
 
     def on_validation_epoch_end(self) -> None:

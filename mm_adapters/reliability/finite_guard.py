@@ -29,10 +29,10 @@ class FiniteLossGuard(Callback):
     ) -> None:
         finite = bool(torch.isfinite(loss.detach()).all())
         if not trainer.strategy.reduce_boolean_decision(finite, all=True):
-            what = (
-                f"the loss is {loss.detach().float().item()}" if not finite else "the loss on another process"
-            )
-            raise NonFiniteLossError(self._message(trainer, f"{what} is not finite"))
+            what = "the loss on another process is not finite"
+            if not finite:
+                what = f"the loss is {loss.detach().float().item()}"
+            raise NonFiniteLossError(self._message(trainer, what))
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int

@@ -26,7 +26,15 @@ def rss_mib() -> float:
 
 
 def peak_rss_mib() -> float:
-    """Highest resident set size this process has reached, in MiB (``getrusage``; bytes on macOS, KiB on Linux)."""
+    """Highest resident set size this process has reached, in MiB (VmHWM from /proc on Linux, else
+    ``getrusage``, which reports bytes on macOS and KiB elsewhere)."""
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / _MIB if sys.platform == "darwin" else peak / 1024
 
