@@ -9,6 +9,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# tempfile creates private (0600 / 0700) entries; the final files get the permissions a plain open() would give.
+_FILE_MODE = 0o666 & ~_current_umask()
+_DIR_MODE = 0o777 & ~_current_umask()
+
+
 def write_directory_atomically(directory: str | os.PathLike, fill: Callable[[Path], None], overwrite: bool) -> Path:
     """Call ``fill(tmp)`` on a fresh sibling folder, then move it to ``directory`` in one rename.
 
@@ -21,6 +32,7 @@ def write_directory_atomically(directory: str | os.PathLike, fill: Callable[[Pat
         raise NotADirectoryError(f"{target} exists and is not a folder.")
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    os.chmod(staging, _DIR_MODE)
     try:
         fill(staging)
         for path in staging.iterdir():
@@ -45,6 +57,7 @@ def write_file_atomically(path: str | os.PathLike, write: Callable[[Path], None]
     handle, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(handle)
     tmp = Path(tmp_name)
+    os.chmod(tmp, _FILE_MODE)
     try:
         write(tmp)
         _fsync(tmp)

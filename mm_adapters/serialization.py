@@ -181,7 +181,9 @@ def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as error:
-        raise AdapterLoadError(f"{path} is not a readable safetensors file ({error}); it is truncated or corrupt.")
+        raise AdapterLoadError(
+            f"{path} is not a readable safetensors file ({error}); it is truncated or corrupt."
+        ) from error
 
 
 def _copy_into(model: nn.Module, name: str, tensors: dict[str, torch.Tensor], folder: Path) -> None:

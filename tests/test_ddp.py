@@ -50,6 +50,7 @@ def train(devices: int, batch_size: int, out: Path | None = None, checkpoints: P
         num_sanity_val_steps=0,
         plugins=[AtomicCheckpointIO()],
         callbacks=callbacks,
+        enable_checkpointing=checkpoints is not None,
     )
     trainer.fit(module, datamodule=AdapterDataModule(rows, rows, collate, batch_size=batch_size, seed=0))
     tensors = {f"adapter.{k}": v for k, v in mma.adapter_state_dict(module.backbone.model, "task").items()}

@@ -67,7 +67,14 @@ def test_a_pickle_payload_checkpoint_never_runs(tmp_path):
     with pytest.raises(CheckpointError, match="pickled Python objects"):
         check_checkpoint(evil)
     rows = tiny_rows()[:4]
-    trainer = L.Trainer(max_steps=1, logger=False, enable_progress_bar=False, plugins=[AtomicCheckpointIO()])
+    trainer = L.Trainer(
+        max_steps=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        default_root_dir=tmp_path,
+        plugins=[AtomicCheckpointIO()],
+    )
     with pytest.raises(CheckpointError):
         trainer.fit(
             tiny_task(),

@@ -58,9 +58,7 @@ def checkpoint_mismatch(checkpoint: str | os.PathLike | dict[str, Any], module: 
     saved, expected = checkpoint.get("state_dict", {}), module.state_dict()
     missing, unexpected = sorted(set(expected) - set(saved)), sorted(set(saved) - set(expected))
     if missing or unexpected:
-        return (
-            f"this run has tensors it lacks: {missing[:3]}; it has tensors this run lacks: {unexpected[:3]}"
-        )
+        return f"the checkpoint lacks tensors {missing[:3]} of this run and has {unexpected[:3]} it does not"
     for key, tensor in expected.items():
         if tuple(saved[key].shape) != tuple(tensor.shape):
             return f"{key} is {tuple(saved[key].shape)} there but {tuple(tensor.shape)} here"
