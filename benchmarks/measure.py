@@ -36,10 +36,11 @@ def alternate(
     Returns ``times[fn][round]``."""
     times: list[list[float]] = [[] for _ in fns]
     for round_index in range(warmup + repeats):
-        for i, fn in enumerate(fns):
+        shift = round_index % len(fns)  # rotate the order so that no set-up always runs first
+        for i in list(range(shift, len(fns))) + list(range(shift)):
             synchronize(device)
             start = time.perf_counter()
-            fn()
+            fns[i]()
             synchronize(device)
             if round_index >= warmup:
                 times[i].append(time.perf_counter() - start)

@@ -17,7 +17,7 @@ from torch import nn
 
 import mm_adapters
 from mm_adapters.specs import resolve_path
-from mm_adapters.speed import PrefixCache, cast_frozen
+from mm_adapters.speed import PrefixCache, cast_frozen, wrap_frozen_prefix
 
 METHODS = ("pfeiffer", "houlsby", "parallel", "top-half", "top-half+cache")
 
@@ -83,6 +83,8 @@ def ours(bench: BenchModel, base: nn.Module, method: str, device, low_precision=
     cache = None
     if method == "top-half+cache":
         cache = PrefixCache(max_bytes=16 * 2**30, device=device).attach(model)
+    elif method == "top-half":
+        wrap_frozen_prefix(model)  # the layers below the adapters run in eval mode without autograd
     return _finish(f"mm_adapters {method}", "mm_adapters", method, bench, model, device, low_precision, cache)
 
 

@@ -139,7 +139,7 @@ def build_parser(
         help=f"Linear warm-up steps before cosine decay {default('warmup_steps')}.",
     )
     add("--output-dir", type=Path, help="Where the run writes its outputs (default: runs/<recipe>).")
-    add("--seed", type=int, default=0, help="Seed for weights, data order and demo backbones (default: 0).")
+    add("--seed", type=int, default=0, help="Seed for adapter and head weights and data order (default: 0).")
     add(
         "--resume",
         default="auto",
@@ -200,14 +200,14 @@ def prepare(
     settings = _settings(args, recipe, presets, _choose_preset(args, presets))
     L.seed_everything(settings.seed, verbose=False)
     try:
-        backbone = load_backbone(settings.backbone, pretrained=settings.pretrained, seed=settings.seed)
+        backbone = load_backbone(settings.backbone, pretrained=settings.pretrained)
         data = load_data(settings, backbone)
     except (BackboneNotFoundError, DatasetUnavailableError, FileNotFoundError) as error:
         if args.preset != "auto" or settings.preset == "demo":
             sys.exit(f"error: {error}")
         banner(f"The full preset is not available here ({error}).\nFalling back to the DEMO preset.")
         settings = _settings(args, recipe, presets, "demo")
-        backbone = load_backbone(settings.backbone, pretrained=settings.pretrained, seed=settings.seed)
+        backbone = load_backbone(settings.backbone, pretrained=settings.pretrained)
         data = load_data(settings, backbone)
     except ValueError as error:  # a data set folder that is missing, empty or has one class, bad labels ...
         sys.exit(f"error: {error}")

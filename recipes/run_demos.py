@@ -33,18 +33,20 @@ def headline_metric(report: dict) -> str:
     """The one number to read for each task."""
     metrics = report["metrics"]
     if "val_mean_recall" in metrics:
-        before = report.get("zero_shot_metrics", {}).get("val_mean_recall")
-        recall = f"{metrics['val_t2i_recall@1']:.3f}/{metrics['val_t2i_recall@5']:.3f}/{metrics['val_t2i_recall@10']:.3f}"
-        change = (
-            f" (mean recall {before:.3f} -> {metrics['val_mean_recall']:.3f})" if before is not None else ""
-        )
-        return f"t2i R@1/5/10 {recall}{change}"
+        before = report.get("zero_shot_metrics", {}).get("val_mean_recall", float("nan"))
+        seen = (report.get("seen_images_before", {}), report.get("seen_images_after", {}))
+        text = f"mean R@1/5/10 val {before:.3f} -> {metrics['val_mean_recall']:.3f}"
+        if seen[0] and seen[1]:
+            text += f"; seen images {seen[0]['mean_recall']:.3f} -> {seen[1]['mean_recall']:.3f}"
+        return text
     if "val_wer" in metrics:
         return f"WER {metrics['val_wer']:.3f}, CER {metrics['val_cer']:.3f}"
     return f"accuracy {metrics['val_acc']:.3f}, macro F1 {metrics['val_f1']:.3f}"
 
 
 def run(recipe: str, output_dir: Path, extra: list[str]) -> dict:
+    """One recipe in its own process; a fresh run each time (``--resume none``) unless ``extra`` says otherwise."""
+    fresh = [] if "--resume" in extra else ["--resume", "none"]
     command = [
         sys.executable,
         str(RECIPES_DIR / f"{recipe}.py"),
@@ -52,8 +54,8 @@ def run(recipe: str, output_dir: Path, extra: list[str]) -> dict:
         "demo",
         "--output-dir",
         str(output_dir),
-        *extra,
     ]
+    command += [*fresh, *extra]
     env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", **os.environ}
     start = time.perf_counter()
     subprocess.run(command, check=True, env=env)

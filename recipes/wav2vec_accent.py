@@ -30,7 +30,9 @@ from mm_adapters.data import (  # noqa: E402
 from mm_adapters.lightning import ClassificationModule  # noqa: E402
 
 PRESETS = {
-    "demo": common.Preset(backbone="demo-wav2vec2", data="bundled:fsdd", max_epochs=6, batch_size=16, lr=3e-3),
+    "demo": common.Preset(
+        backbone="demo-wav2vec2", data="bundled:fsdd", max_epochs=12, batch_size=16, lr=1e-2, reduction_factor=4
+    ),
     "full": common.Preset(
         backbone="facebook/wav2vec2-base", data="westbrook/English_Accent_DataSet", max_epochs=3, batch_size=16,
         lr=1e-3, warmup_steps=200,

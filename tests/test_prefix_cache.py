@@ -147,8 +147,29 @@ def test_prefix_output_has_no_autograd_graph_but_adapters_get_gradients():
     assert not prefix_out.requires_grad
     grads = [p.grad for p in model.parameters() if p.requires_grad]
     assert grads and all(g is not None and g.abs().sum() > 0 for g in grads)
-    with pytest.raises(RuntimeError, match="requires grad"):
-        model.encoder.layer[0](torch.randn(2, 8, 32, requires_grad=True))
+    # HF audio encoders mark their features requires_grad in training: the prefix still runs without autograd
+    assert not model.encoder.layer[0](torch.randn(2, 8, 32, requires_grad=True))[0].requires_grad
+
+
+def test_a_trainable_prefix_is_refused():
+    model = _bert(dropout=0.0)
+    model.embeddings.word_embeddings.weight.requires_grad_(True)
+    with pytest.raises(ValueError, match="trainable"):
+        PrefixCache().attach(model)
+
+
+def test_audio_model_caches_in_training_mode():
+    tiny = _adapted("hf_wav2vec2")
+    batch = tiny.make_batch(0)
+    cache = PrefixCache().attach(tiny.model)
+    tiny.model.train()
+    outs = []
+    for _ in range(2):
+        with cache.batch(torch.arange(2)):
+            outs.append(tiny.run(tiny.model, batch))
+    assert cache.stats.hits == 1
+    torch.testing.assert_close(outs[1], outs[0], rtol=0, atol=1e-6)
+    outs[1].sum().backward()
 
 
 def test_budget_limits_what_is_stored_and_uncached_samples_still_compute():

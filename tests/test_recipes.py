@@ -40,6 +40,7 @@ def test_recipe_runs_end_to_end_and_writes_its_outputs(recipe, tmp_path):
         assert (tmp_path / "confusion_matrix.png").stat().st_size > 1000
     if recipe == "clip_retrieval":
         assert set(report["zero_shot_metrics"]) == set(report["metrics"])
+        assert set(report["seen_images_before"]) == set(report["seen_images_after"])
     if recipe == "wav2vec_asr":
         assert report["examples"] and (tmp_path / "vocabulary.json").is_file()
 

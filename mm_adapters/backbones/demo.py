@@ -73,9 +73,9 @@ def _demo_open_clip() -> Backbone:
     model = CLIP(
         embed_dim=WIDTH,
         vision_cfg=CLIPVisionCfg(
-            layers=LAYERS, width=WIDTH, head_width=WIDTH // HEADS, patch_size=8, image_size=64
+            layers=LAYERS, width=WIDTH, head_width=WIDTH // HEADS, patch_size=8, image_size=32
         ),
-        text_cfg=CLIPTextCfg(context_length=32, vocab_size=49408, width=WIDTH, heads=HEADS, layers=LAYERS),
+        text_cfg=CLIPTextCfg(context_length=24, vocab_size=49408, width=WIDTH, heads=HEADS, layers=LAYERS),
     )
     return OpenCLIPBackbone(model, name="demo-clip")
 
@@ -89,12 +89,12 @@ def _demo_hf_clip() -> Backbone:
         hidden_size=WIDTH, num_hidden_layers=LAYERS, num_attention_heads=HEADS, intermediate_size=4 * WIDTH
     )
     text_config = dict(
-        vocab_size=len(tokenizer), max_position_embeddings=32, pad_token_id=tokenizer.pad_token_id,
+        vocab_size=len(tokenizer), max_position_embeddings=24, pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id, **tower,
     )  # fmt: skip
     config = CLIPConfig(
         text_config=text_config,
-        vision_config=dict(image_size=64, patch_size=8, **tower),
+        vision_config=dict(image_size=32, patch_size=8, **tower),
         projection_dim=WIDTH,
     )
     return HFCLIPBackbone(CLIPModel(config), Preprocessing(tokenizer=tokenizer), name="demo-hf-clip")

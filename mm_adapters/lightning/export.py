@@ -4,12 +4,15 @@ Reload for inference in a few lines (the backbone must be the one the adapter wa
 
     import torch
     from mm_adapters.backbones import load_backbone
+    from mm_adapters.data import ImageTransform
     from mm_adapters.lightning import load_for_inference
 
     backbone = load_backbone("demo-vit")  # or "google/vit-base-patch16-224", a local folder, ...
     head = load_for_inference(backbone, "runs/vit_cifar/adapter")  # adds the adapter, returns the linear head
+    transform = ImageTransform(backbone.image_size, backbone.image_mean, backbone.image_std)
+    pixel_values = torch.stack([transform(image) for image in images])  # PIL images, paths or arrays
     with torch.no_grad():
-        logits = head(backbone({"pixel_values": pixel_values}))  # pixel_values: B x 3 x H x W, normalised
+        predictions = head(backbone({"pixel_values": pixel_values})).argmax(dim=-1)
 
 Retrieval adapters have no head: ``load_for_inference`` returns None and ``backbone.encode_image`` /
 ``backbone.encode_text`` give the adapted embeddings.

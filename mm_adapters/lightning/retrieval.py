@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 
@@ -55,8 +55,28 @@ class RetrievalModule(AdapterTaskModule):
     def on_validation_epoch_end(self) -> None:
         if not self._val_rows:
             return
-        images, texts, image_ids = (torch.cat(parts) for parts in zip(*self._val_rows, strict=True))
+        recalls = self._recalls(self._val_rows)
         self._val_rows = []
+        self.log_dict({f"val_{name}": value for name, value in recalls.items()}, prog_bar=False)
+
+    @torch.no_grad()
+    def evaluate_recall(self, dataloader: Iterable[dict]) -> dict[str, float]:
+        """Recall@K (and their mean) over a whole dataloader, outside the trainer and its logs: e.g. on training
+        images before and after fitting, to see what the adapters learned."""
+        was_training, rows = self.training, []
+        self.eval()
+        for batch in dataloader:
+            batch = {
+                key: value.to(self.device) if torch.is_tensor(value) else value
+                for key, value in batch.items()
+            }
+            images, texts = self(batch)
+            rows.append((images.float(), texts.float(), batch["image_ids"]))
+        self.train(was_training)
+        return self._recalls(rows)
+
+    def _recalls(self, rows: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> dict[str, float]:
+        images, texts, image_ids = (torch.cat(parts) for parts in zip(*rows, strict=True))
         recalls = retrieval_recall(images, texts, image_ids, self.recall_at)
         recalls["mean_recall"] = sum(recalls.values()) / len(recalls)
-        self.log_dict({f"val_{name}": value for name, value in recalls.items()}, prog_bar=False)
+        return recalls

@@ -57,14 +57,8 @@ class FrozenPrefixLayer(_Wrapper):
         return self
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
-        hidden = first_input(args, kwargs)
-        if hidden.requires_grad:
-            raise RuntimeError(
-                f"Layer input of the frozen prefix of tower {self.tower!r} requires grad; the prefix runs without "
-                "autograd. Unwrap it (mm_adapters.speed.unwrap_frozen_prefix) to train the layers below the adapters."
-            )
         if self.cache is not None and self.layout is not _UNKNOWN:
-            cached = self.cache.lookup(self.tower, hidden)
+            cached = self.cache.lookup(self.tower, first_input(args, kwargs))
             if cached is not None:
                 return cached if self.layout is None else (cached, *([None] * (self.layout - 1)))
         with torch.no_grad():
@@ -90,6 +84,7 @@ def wrap_frozen_prefix(model: nn.Module, cache: PrefixCache | None = None) -> di
     """
     unwrap_frozen_prefix(model)
     depths = prefix_depths(model)
+    _check_frozen(model, depths)
     for tower, layers in tower_layer_lists(model).items():
         depth = depths[tower]
         for index in range(depth):
@@ -105,7 +100,7 @@ def unwrap_frozen_prefix(model: nn.Module) -> None:
                 layers[index] = layer.base_layer
 
 
-def frozen_outside_modules(model: nn.Module) -> list[nn.Module]:
+def frozen_outside_modules(model: nn.Module, include_trainable: bool = False) -> list[nn.Module]:
     """The frozen modules outside every tower's blocks (embeddings, poolers, final norms): the cache runs them in
     eval mode, so the features it stores do not depend on embedding dropout."""
     names = {id(module): name for name, module in model.named_modules()}
@@ -120,8 +115,20 @@ def frozen_outside_modules(model: nn.Module) -> list[nn.Module]:
                 continue
             if name in ancestors:
                 visit(child, name)
-            elif not any(p.requires_grad for p in child.parameters()):
+            elif include_trainable or not any(p.requires_grad for p in child.parameters()):
                 found.append(child)
 
     visit(model, "")
     return found
+
+
+def _check_frozen(model: nn.Module, depths: dict[str, int]) -> None:
+    """The prefix runs without autograd: nothing below the lowest adapter may be trainable."""
+    below = [layers[i] for tower, layers in tower_layer_lists(model).items() for i in range(depths[tower])]
+    below += frozen_outside_modules(model, include_trainable=True)
+    trainable = [name for module in below for name, p in module.named_parameters() if p.requires_grad]
+    if trainable:
+        raise ValueError(
+            f"The frozen prefix has trainable parameters ({trainable[:3]}...); it runs without autograd, so they "
+            "would never train. Freeze them, or train without the frozen-prefix runner / cache."
+        )
