@@ -35,7 +35,9 @@ class BenchModel:
     def loss(self, model: nn.Module, head: nn.Module | None, inputs: dict) -> torch.Tensor:
         """A training loss: cross-entropy of a linear head on mean-pooled features, or CLIP's contrastive loss."""
         if self.hidden_size is None:
-            return model(input_ids=inputs["input_ids"], pixel_values=inputs["pixel_values"], return_loss=True).loss
+            return model(
+                input_ids=inputs["input_ids"], pixel_values=inputs["pixel_values"], return_loss=True
+            ).loss
         hidden = model(**_model_args(inputs)).last_hidden_state
         return F.cross_entropy(head(hidden.mean(dim=1).float()), inputs["labels"])
 
@@ -60,7 +62,11 @@ def bert_base(seq_len: int = 128) -> BenchModel:
 
     def make_inputs(batch: int, device: torch.device) -> dict:
         ids = torch.randint(1000, 30000, (batch, seq_len), generator=_generator())
-        return {"input_ids": ids.to(device), "attention_mask": torch.ones_like(ids).to(device), "labels": _labels(batch, device)}
+        return {
+            "input_ids": ids.to(device),
+            "attention_mask": torch.ones_like(ids).to(device),
+            "labels": _labels(batch, device),
+        }
 
     return BenchModel(f"BERT-base (x {seq_len} tokens)", build, make_inputs, 768, ("query", "value"), True)
 
@@ -108,7 +114,9 @@ def clip_b32(text_len: int = 77) -> BenchModel:
         ids = torch.randint(1, 49000, (batch, text_len), generator=_generator())
         return {"pixel_values": pixels.to(device), "input_ids": ids.to(device)}
 
-    return BenchModel(f"CLIP ViT-B/32 (224 px + {text_len} tokens)", build, make_inputs, None, ("q_proj", "v_proj"), True)
+    return BenchModel(
+        f"CLIP ViT-B/32 (224 px + {text_len} tokens)", build, make_inputs, None, ("q_proj", "v_proj"), True
+    )
 
 
 MODELS: dict[str, Callable[[], BenchModel]] = {

@@ -1,6 +1,6 @@
 """Adapter training and inference benchmark: mm_adapters vs full fine-tuning, AdapterHub ``adapters`` and peft.
 
-    python benchmarks/run.py --quick             # BERT and ViT, 3 rounds (a few minutes on 2 CPU cores)
+    python benchmarks/run.py --quick             # BERT and ViT, 2 rounds (a few minutes on 2 CPU cores)
     python benchmarks/run.py                     # all four models
     python benchmarks/run.py --device cuda --bf16 --sizes gpu [--compile]
 
@@ -37,15 +37,25 @@ SIZES = {
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="BERT and ViT only, 1 warm-up and 3 timed rounds")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="BERT and ViT only, 2 timed rounds on the CPU")
     parser.add_argument("--models", default=None, help=f"comma-separated subset of {','.join(MODELS)}")
-    parser.add_argument("--methods", default=",".join(METHODS), help="mm_adapters / AdapterHub methods to run")
+    parser.add_argument(
+        "--methods", default=",".join(METHODS), help="mm_adapters / AdapterHub methods to run"
+    )
     parser.add_argument("--no-peers", action="store_true", help="skip AdapterHub and peft")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--sizes", choices=sorted(SIZES), default=None, help="batch sizes (default: by device)")
-    parser.add_argument("--batch", type=int, default=None, help="one batch size for every model (smoke tests)")
-    parser.add_argument("--bf16", action="store_true", help="bf16 autocast; frozen weights in bf16, trained in fp32")
+    parser.add_argument(
+        "--sizes", choices=sorted(SIZES), default=None, help="batch sizes (default: by device)"
+    )
+    parser.add_argument(
+        "--batch", type=int, default=None, help="one batch size for every model (smoke tests)"
+    )
+    parser.add_argument(
+        "--bf16", action="store_true", help="bf16 autocast; frozen weights in bf16, trained in fp32"
+    )
     parser.add_argument("--compile", action="store_true", help="torch.compile every set-up's model")
     parser.add_argument("--warmup", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=None)
@@ -54,9 +64,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.models = args.models.split(",") if args.models else (["bert", "vit"] if args.quick else list(MODELS))
     args.methods = tuple(args.methods.split(","))
-    args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 2)
-    args.repeats = args.repeats if args.repeats is not None else (3 if args.quick else 5)
-    args.sizes = args.sizes or ("gpu" if args.device.startswith("cuda") else "cpu")
+    gpu = args.device.startswith("cuda")
+    args.warmup = args.warmup if args.warmup is not None else (2 if gpu else 1)
+    args.repeats = args.repeats if args.repeats is not None else (5 if gpu else 2 if args.quick else 3)
+    args.sizes = args.sizes or ("gpu" if gpu else "cpu")
     return args
 
 
@@ -85,7 +96,9 @@ class Runner:
         setup = self.setup
         tensors = list(setup.model.parameters()) + list(setup.model.buffers())
         tensors += list(setup.head.parameters()) if setup.head is not None else []
-        tensors += [t for state in setup.optimizer.state.values() for t in state.values() if torch.is_tensor(t)]
+        tensors += [
+            t for state in setup.optimizer.state.values() for t in state.values() if torch.is_tensor(t)
+        ]
         cache_bytes = setup.cache.store.used_bytes if setup.cache is not None else 0
         return tensor_bytes(tensors) + cache_bytes
 
@@ -144,14 +157,18 @@ def bench_model(key: str, args, device: torch.device) -> dict:
             "memory_bytes": memory[i],
             "memory": memory[i] / memory[0],
             "infer": paired_ratio(infer_by_label[s.label], base_infer) if s.label in infer_by_label else None,
-            "infer_s": sorted(infer_by_label[s.label])[len(train[i]) // 2] if s.label in infer_by_label else None,
+            "infer_s": sorted(infer_by_label[s.label])[len(train[i]) // 2]
+            if s.label in infer_by_label
+            else None,
             "flops": flops[i],
         }
         peer = by_key.get(("adapters", s.method)) if s.library == "mm_adapters" else None
         if peer is not None:
             row["vs_adapterhub_train"] = paired_ratio(train[i], train[peer])
             if s.label in infer_by_label:
-                row["vs_adapterhub_infer"] = paired_ratio(infer_by_label[s.label], infer_by_label[setups[peer].label])
+                row["vs_adapterhub_infer"] = paired_ratio(
+                    infer_by_label[s.label], infer_by_label[setups[peer].label]
+                )
         rows.append(row)
     del setups, runners, infer_runners
     gc.collect()
@@ -191,7 +208,9 @@ def table(results: list[dict], peak_tflops: float | None) -> str:
             trainable = f"{row['trainable'] / full['trainable']:.2%} ({row['trainable'] / 1e6:.2f} M)"
             train = f"{fmt_ratio(row['train'])}" if row is not full else f"1 ({row['train_s'] * 1e3:.0f} ms)"
             infer = fmt_ratio(row["infer"]) if row is not full else f"1 ({row['infer_s'] * 1e3:.0f} ms)"
-            memory = f"{row['memory']:.2f}" if row is not full else f"1 ({row['memory_bytes'] / 2**20:.0f} MiB)"
+            memory = (
+                f"{row['memory']:.2f}" if row is not full else f"1 ({row['memory_bytes'] / 2**20:.0f} MiB)"
+            )
             versus = "—"
             if "vs_adapterhub_train" in row:
                 versus = f"{row['vs_adapterhub_train']}; {fmt_ratio(row.get('vs_adapterhub_infer'))}"

@@ -41,7 +41,9 @@ class Setup:
         return self.cache.batch(inputs["index"]) if self.cache is not None else contextlib.nullcontext()
 
     def trainable(self) -> int:
-        params = list(self.model.parameters()) + (list(self.head.parameters()) if self.head is not None else [])
+        params = list(self.model.parameters()) + (
+            list(self.head.parameters()) if self.head is not None else []
+        )
         return sum(p.numel() for p in params if p.requires_grad)
 
 
@@ -123,7 +125,9 @@ def all_setups(
     setups = [full_finetuning(bench, base, device, low_precision)]
     setups += [ours(bench, base, m, device, low_precision) for m in methods]
     if peers:
-        setups += [s for s in (adapterhub(bench, base, m, device, low_precision) for m in methods) if s is not None]
+        setups += [
+            s for s in (adapterhub(bench, base, m, device, low_precision) for m in methods) if s is not None
+        ]
         setups.append(lora(bench, base, device, low_precision))
     return setups
 

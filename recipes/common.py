@@ -399,6 +399,8 @@ def _choose_preset(args: argparse.Namespace, presets: dict[str, Preset]) -> str:
 def _settings(args: argparse.Namespace, recipe: str, presets: dict[str, Preset], preset: str) -> Settings:
     base = dataclasses.asdict(presets[preset])
     overrides = {field: getattr(args, field) for field in base if getattr(args, field, None) is not None}
+    if args.backbone is not None:  # the preset's open_clip weight tag belongs to the preset's backbone
+        overrides["pretrained"] = None  # (give another as NAME:TAG, e.g. --backbone ViT-L-14:openai)
     precision = args.precision
     if precision == "auto":
         precision = (

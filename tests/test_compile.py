@@ -6,7 +6,6 @@ import copy
 
 import pytest
 import torch
-from tiny_backbones import FACTORIES
 
 from mm_adapters import AdapterConfig, add_adapter
 from mm_adapters.speed import (
@@ -16,6 +15,8 @@ from mm_adapters.speed import (
     graph_break_reasons,
     wrap_frozen_prefix,
 )
+
+from tiny_backbones import FACTORIES
 
 
 @pytest.fixture(autouse=True)

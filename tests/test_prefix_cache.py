@@ -6,12 +6,13 @@ import contextlib
 
 import pytest
 import torch
-from tiny_backbones import FACTORIES
 from torch import nn
 from torch.nn import functional as F
 
 from mm_adapters import AdapterConfig, add_adapter, set_active_adapters
 from mm_adapters.speed import FrozenPrefixLayer, PrefixCache, prefix_depths
+
+from tiny_backbones import FACTORIES
 
 FAMILIES = ["hf_bert", "hf_vit", "hf_clip", "hf_wav2vec2", "timm_vit", "open_clip"]
 
@@ -151,10 +152,14 @@ def test_prefix_output_has_no_autograd_graph_but_adapters_get_gradients():
     assert not model.encoder.layer[0](torch.randn(2, 8, 32, requires_grad=True))[0].requires_grad
 
 
-def test_a_trainable_prefix_is_refused():
+def test_a_trainable_prefix_is_refused_and_trainable_embeddings_warned_about():
     model = _bert(dropout=0.0)
-    model.embeddings.word_embeddings.weight.requires_grad_(True)
+    model.encoder.layer[0].output.dense.weight.requires_grad_(True)
     with pytest.raises(ValueError, match="trainable"):
+        PrefixCache().attach(model)
+    model.encoder.layer[0].output.dense.weight.requires_grad_(False)
+    model.embeddings.word_embeddings.weight.requires_grad_(True)
+    with pytest.warns(UserWarning, match="embeddings"):
         PrefixCache().attach(model)
 
 

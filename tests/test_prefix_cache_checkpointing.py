@@ -5,10 +5,11 @@ from __future__ import annotations
 import copy
 
 import torch
-from tiny_backbones import FACTORIES
 
 from mm_adapters import AdapterConfig, add_adapter
 from mm_adapters.speed import CheckpointedLayer, checkpoint_layers, uncheckpoint_layers, wrap_frozen_prefix
+
+from tiny_backbones import FACTORIES
 
 
 def _saved_bytes(fn) -> int:
@@ -32,7 +33,9 @@ def test_checkpointed_layers_give_the_same_gradients_and_save_less():
                 param.normal_(std=0.2)
     plain = copy.deepcopy(tiny.model).train()
     wrap_frozen_prefix(tiny.model)
-    assert checkpoint_layers(tiny.model) == 1  # the prefix layer is not checkpointed: it stores nothing anyway
+    assert (
+        checkpoint_layers(tiny.model) == 1
+    )  # the prefix layer is not checkpointed: it stores nothing anyway
     tiny.model.train()
     batch = tiny.make_batch(0)
     weights = torch.randn_like(tiny.run(plain, batch))

@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 import transformers
-from tiny_backbones import FACTORIES
 
 from mm_adapters import AdapterConfig, AdapterSite, InputTap, add_adapter, detect_spec
 from mm_adapters.specs import resolve_parent, resolve_path
+
+from tiny_backbones import FACTORIES
 
 HF_FAMILIES = ["hf_bert", "hf_vit", "hf_clip", "hf_wav2vec2", "hf_hubert", "hf_wavlm"]
 MAJOR = int(transformers.__version__.split(".")[0])

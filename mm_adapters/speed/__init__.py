@@ -5,7 +5,13 @@ from .checkpointing import CheckpointedLayer, checkpoint_layers, uncheckpoint_la
 from .compile import adapter_graph_breaks, graph_break_reasons
 from .feature_store import FeatureStore
 from .precision import cast_frozen
-from .prefix import FrozenPrefixLayer, frozen_outside_modules, prefix_depths, unwrap_frozen_prefix, wrap_frozen_prefix
+from .prefix import (
+    FrozenPrefixLayer,
+    frozen_outside_modules,
+    prefix_depths,
+    unwrap_frozen_prefix,
+    wrap_frozen_prefix,
+)
 from .prefix_cache import CacheStats, PrefixCache
 
 __all__ = [

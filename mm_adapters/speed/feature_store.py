@@ -18,7 +18,9 @@ class FeatureStore:
     ``device``; with a directory each row becomes one safetensors file there, read back onto ``device``.
     """
 
-    def __init__(self, max_bytes: int, directory: str | Path | None = None, device: str | torch.device = "cpu"):
+    def __init__(
+        self, max_bytes: int, directory: str | Path | None = None, device: str | torch.device = "cpu"
+    ):
         if max_bytes < 0:
             raise ValueError(f"max_bytes must be >= 0, got {max_bytes}.")
         self.max_bytes = int(max_bytes)

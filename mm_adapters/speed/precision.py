@@ -12,7 +12,7 @@ def cast_frozen(model: nn.Module, dtype: torch.dtype = torch.bfloat16) -> int:
     ``torch.autocast(device_type, dtype)``. Returns how many tensors were cast."""
     count = 0
     for module in model.modules():
-        for name, param in module.named_parameters(recurse=False):
+        for param in module.parameters(recurse=False):
             if not param.requires_grad and param.is_floating_point() and param.dtype != dtype:
                 param.data = param.data.to(dtype)
                 count += 1

@@ -7,6 +7,7 @@ computing it. The wrapper is found by the spec's ``layers`` path; no per-family 
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -32,7 +33,9 @@ def tower_layer_lists(model: nn.Module) -> dict[str, nn.ModuleList]:
 def prefix_depths(model: nn.Module) -> dict[str, int]:
     """Per tower, how many bottom layers hold no active adapter (all of them for a tower without adapters)."""
     adapted = adapted_layers(model)
-    return {tower: min(adapted.get(tower, [len(layers)])) for tower, layers in tower_layer_lists(model).items()}
+    return {
+        tower: min(adapted.get(tower, [len(layers)])) for tower, layers in tower_layer_lists(model).items()
+    }
 
 
 class FrozenPrefixLayer(_Wrapper):
@@ -43,17 +46,21 @@ class FrozenPrefixLayer(_Wrapper):
     exactly what they would have seen.
     """
 
-    def __init__(self, base_layer: nn.Module, tower: str, is_last: bool, cache: PrefixCache | None = None) -> None:
+    def __init__(
+        self, base_layer: nn.Module, tower: str, is_last: bool, cache: PrefixCache | None = None
+    ) -> None:
         super().__init__(base_layer)
         self.tower = tower
         self.is_last = is_last
         self.cache = cache
-        self.layout: Any = _UNKNOWN  # None for a tensor output, the tuple length otherwise; known after one run
+        # None for a tensor output, the tuple length otherwise; known after the layer has run once
+        self.layout: Any = _UNKNOWN
         base_layer.eval()
 
     def train(self, mode: bool = True) -> FrozenPrefixLayer:
         super().train(mode)
-        self.base_layer.train(False)  # the frozen prefix never uses dropout: its output must not depend on mode
+        # the frozen prefix never uses dropout: its output must not depend on the mode
+        self.base_layer.train(False)
         return self
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
@@ -70,7 +77,9 @@ class FrozenPrefixLayer(_Wrapper):
             elif all(extra is None for extra in out[1:]):
                 self.cache.record(self.tower, out[0])
             else:
-                self.cache.refuse(self.tower, "its layers return more than the hidden state (e.g. a position bias)")
+                self.cache.refuse(
+                    self.tower, "its layers return more than the hidden state (e.g. a position bias)"
+                )
         return out
 
     def extra_repr(self) -> str:
@@ -123,12 +132,23 @@ def frozen_outside_modules(model: nn.Module, include_trainable: bool = False) ->
 
 
 def _check_frozen(model: nn.Module, depths: dict[str, int]) -> None:
-    """The prefix runs without autograd: nothing below the lowest adapter may be trainable."""
+    """The prefix runs without autograd: its layers may not be trainable, and trainable modules feeding it (e.g.
+    embeddings) would get no gradient through it."""
     below = [layers[i] for tower, layers in tower_layer_lists(model).items() for i in range(depths[tower])]
-    below += frozen_outside_modules(model, include_trainable=True)
     trainable = [name for module in below for name, p in module.named_parameters() if p.requires_grad]
     if trainable:
         raise ValueError(
             f"The frozen prefix has trainable parameters ({trainable[:3]}...); it runs without autograd, so they "
             "would never train. Freeze them, or train without the frozen-prefix runner / cache."
         )
+    names = {id(module): name for name, module in model.named_modules()}
+    outside = [names[id(m)] for m in frozen_outside_modules(model, include_trainable=True) if _trains(m)]
+    if outside:
+        warnings.warn(
+            f"{outside} train; if they feed the frozen prefix (embeddings do), they get no gradient through it.",
+            stacklevel=3,
+        )
+
+
+def _trains(module: nn.Module) -> bool:
+    return any(p.requires_grad for p in module.parameters())

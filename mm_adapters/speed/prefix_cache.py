@@ -54,7 +54,10 @@ class PrefixCache:
     """
 
     def __init__(
-        self, max_bytes: int = 2 * 2**30, directory: str | Path | None = None, device: str | torch.device = "cpu"
+        self,
+        max_bytes: int = 2 * 2**30,
+        directory: str | Path | None = None,
+        device: str | torch.device = "cpu",
     ) -> None:
         self.store = FeatureStore(max_bytes, directory, device)
         self.stats = CacheStats()
