@@ -104,12 +104,12 @@ class FusionSettings(FusionPreset):
 
 PRESETS = {
     "demo": FusionPreset(
-        backbone="minilm", data="bundled", max_epochs=1, max_steps=40, fusion_max_steps=25, batch_size=32, lr=2e-3,
-        fusion_lr=2e-3, train_limit=0, val_limit=0,
+        backbone="minilm", data="bundled", max_epochs=1, max_steps=30, fusion_max_steps=20, batch_size=32, lr=2e-3,
+        fusion_lr=2e-3, max_length=64,
     ),
     "full": FusionPreset(
-        backbone="bert-base-uncased", data="hub", max_epochs=1, max_steps=3000, fusion_max_steps=2000, batch_size=32,
-        lr=5e-4, fusion_lr=5e-4, warmup_steps=200, train_limit=0, val_limit=0,
+        backbone="bert-base-uncased", data="hub", max_epochs=3, max_steps=4000, fusion_max_steps=2000, batch_size=32,
+        lr=5e-4, fusion_lr=5e-4, warmup_steps=200, max_length=128,
     ),
 }  # fmt: skip
 
@@ -136,16 +136,35 @@ class StageResult:
     curves_png: str
     checkpoint: str
     device: str
+    wall_time_s: float
+    """Training and validation of this stage."""
 
 
 # -- command line and settings --------------------------------------------------------------------------------------
+PRESET_OPTIONS: dict[str, tuple[type, str]] = {
+    "backbone": (str, "Backbone: demo name, hub id or local save_pretrained folder"),
+    "placement": (str, "Adapter placement"),
+    "reduction_factor": (float, "Hidden size / bottleneck size"),
+    "layers": (str, 'Layers with adapters: "all", "last:K" or "0,1,5"'),
+    "max_steps": (int, "Optimizer steps of each stage-1 adapter; -1 = no limit"),
+    "max_epochs": (int, "Epoch limit of every stage"),
+    "fusion_max_steps": (int, "Optimizer steps of stage 2 and of the head-only baseline; -1 = no limit"),
+    "batch_size": (int, "Batch size"),
+    "lr": (float, "AdamW learning rate of stage 1"),
+    "fusion_lr": (float, "AdamW learning rate of stage 2 and of the baseline"),
+    "fusion_regularization": (float, "Weight of ||W_value - I||^2 in the stage-2 loss"),
+    "warmup_steps": (int, "Linear warm-up steps before cosine decay"),
+    "train_limit": (int, "Training rows per task (seeded random subset); 0 = all"),
+    "val_limit": (int, "Validation rows per task (fixed random subset); 0 = all"),
+    "max_length": (int, "Tokens per sentence; longer ones are truncated"),
+    "heatmap_sentences": (int, "Validation sentences in the fusion heatmap"),
+}
+"""Options whose default comes from the preset: field -> (type, help)."""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """Every option; preset-dependent ones show the preset's value."""
+    """Every option; preset-dependent ones show the preset's values in --help."""
     demo, full = PRESETS["demo"], PRESETS["full"]
-
-    def default(field: str) -> str:
-        return f"(demo: {getattr(demo, field)}, full: {getattr(full, field)})"
-
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -163,60 +182,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="sst2",
         help="Task the fusion is trained for (default: sst2).",
     )
-    add("--backbone", help=f"Backbone: demo name, hub id or local folder {default('backbone')}.")
-    add("--placement", choices=common.PLACEMENTS, help=f"Adapter placement {default('placement')}.")
-    add(
-        "--reduction-factor", type=float, help=f"Hidden size / bottleneck size {default('reduction_factor')}."
-    )
-    add("--layers", help=f'Layers with adapters: "all", "last:K" or "0,1,5" {default("layers")}.')
-    add(
-        "--max-steps",
-        type=int,
-        help=f"Optimizer steps of each stage-1 adapter; -1 = no limit {default('max_steps')}.",
-    )
-    add("--max-epochs", type=int, help=f"Epoch limit of every stage {default('max_epochs')}.")
-    add(
-        "--fusion-max-steps",
-        type=int,
-        help=f"Optimizer steps of stage 2 and of the head-only baseline {default('fusion_max_steps')}.",
-    )
-    add("--batch-size", type=int, help=f"Batch size {default('batch_size')}.")
-    add("--lr", type=float, help=f"AdamW learning rate of stage 1 {default('lr')}.")
-    add(
-        "--fusion-lr",
-        type=float,
-        help=f"AdamW learning rate of stage 2 and the baseline {default('fusion_lr')}.",
-    )
-    add(
-        "--fusion-regularization",
-        type=float,
-        help=f"Weight of ||W_value - I||^2 in the stage-2 loss {default('fusion_regularization')}.",
-    )
-    add(
-        "--warmup-steps",
-        type=int,
-        help=f"Linear warm-up steps before cosine decay {default('warmup_steps')}.",
-    )
-    add(
-        "--train-limit",
-        type=int,
-        help=f"Training rows per task (seeded random subset); 0 = all {default('train_limit')}.",
-    )
-    add(
-        "--val-limit",
-        type=int,
-        help=f"Validation rows per task (fixed random subset); 0 = all {default('val_limit')}.",
-    )
-    add(
-        "--max-length",
-        type=int,
-        help=f"Tokens per sentence; longer ones are truncated {default('max_length')}.",
-    )
-    add(
-        "--heatmap-sentences",
-        type=int,
-        help=f"Validation sentences in the fusion heatmap {default('heatmap_sentences')}.",
-    )
+    for field, (kind, text) in PRESET_OPTIONS.items():
+        add(
+            f"--{field.replace('_', '-')}",
+            type=kind,
+            choices=common.PLACEMENTS if field == "placement" else None,
+            help=f"{text} (demo: {getattr(demo, field)}, full: {getattr(full, field)}).",
+        )
     add("--output-dir", type=Path, help=f"Where the run writes its outputs (default: runs/{RECIPE}).")
     add(
         "--seed",
@@ -229,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help='Lightning precision; "auto" = bf16-mixed on a GPU with bf16, else 32-true (default: auto).',
     )
-    return parser  # fmt: skip
+    return parser
 
 
 def resolve_settings(args: argparse.Namespace, preset: str) -> FusionSettings:
@@ -328,6 +300,7 @@ def run_stage(
     settings: FusionSettings, stage: str, module: ClassificationModule, data: TaskData, max_steps: int
 ) -> StageResult:
     """Fit ``module`` on ``data`` for at most ``max_steps`` steps, validate it and plot its curves."""
+    started = time.perf_counter()
     output = settings.output_dir / "stages" / stage
     run = common.Settings(
         **{field.name: getattr(settings, field.name) for field in dataclasses.fields(common.Preset)},
@@ -358,6 +331,7 @@ def run_stage(
         curves_png=str(plot_curves(output / "logs" / "metrics.csv", output / "curves.png")),
         checkpoint=str(checkpoint),
         device=str(trainer.strategy.root_device),
+        wall_time_s=round(time.perf_counter() - started, 1),
     )
 
 
@@ -393,9 +367,14 @@ def train_fusion(settings: FusionSettings, backbone: Backbone, data: TaskData) -
     L.seed_everything(settings.seed, verbose=False)
     mm_adapters.add_fusion(backbone.model, list(TASKS), name=FUSION)  # activates Fuse(*TASKS)
     module = FusionClassificationModule(
-        backbone, len(data.names), FUSION, settings.fusion_regularization, lr=settings.fusion_lr,
-        warmup_steps=settings.warmup_steps, class_names=data.names,
-    )  # fmt: skip
+        backbone,
+        len(data.names),
+        FUSION,
+        settings.fusion_regularization,
+        lr=settings.fusion_lr,
+        warmup_steps=settings.warmup_steps,
+        class_names=data.names,
+    )
     result = run_stage(settings, FUSION, module, data, settings.fusion_max_steps)
     mm_adapters.save_fusion(
         backbone.model, FUSION, settings.output_dir / FUSION, head=module.head, overwrite=True
@@ -415,7 +394,8 @@ def _classifier(
 def write_heatmap(settings: FusionSettings, backbone: Backbone, data: TaskData) -> dict[str, Any]:
     """Fusion attention on the first validation sentences (their real tokens one after another, padding left out)
     as a PNG, and each layer's mean weight per adapter over those tokens."""
-    rows = [dict(data.val[i], index=i) for i in range(min(settings.heatmap_sentences, len(data.val)))]
+    count = min(max(1, settings.heatmap_sentences), len(data.val))
+    rows = [dict(data.val[i], index=i) for i in range(count)]
     device = next(backbone.parameters()).device
     batch = {key: value.to(device) for key, value in data.collate(rows).items()}
     adapters = mm_adapters.list_fusions(backbone.model)[FUSION]
@@ -439,8 +419,13 @@ def write_heatmap(settings: FusionSettings, backbone: Backbone, data: TaskData) 
     }
 
 
-def comparison(settings: FusionSettings, stage1: dict[str, StageResult], baseline: StageResult,
-               fusion: StageResult, other: str) -> list[dict[str, Any]]:  # fmt: skip
+def comparison(
+    settings: FusionSettings,
+    stage1: dict[str, StageResult],
+    baseline: StageResult,
+    fusion: StageResult,
+    other: str,
+) -> list[dict[str, Any]]:
     """The table's rows: each adapter with its own head, the other adapter with a target head, the fusion."""
     target = settings.target
     rows = [

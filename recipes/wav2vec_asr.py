@@ -23,7 +23,9 @@ from mm_adapters.data import CharVocabulary, CTCCollator, fsdd_csv, load_audio_c
 from mm_adapters.lightning import CTCModule  # noqa: E402
 
 PRESETS = {
-    "demo": common.Preset(backbone="demo-wav2vec2", data="bundled:fsdd", max_epochs=15, batch_size=16, lr=3e-3),
+    "demo": common.Preset(
+        backbone="demo-wav2vec2", data="bundled:fsdd", max_epochs=15, batch_size=16, lr=1e-2, reduction_factor=4
+    ),
     "full": common.Preset(
         backbone="facebook/wav2vec2-base", data="openslr/librispeech_asr", max_epochs=3, batch_size=16, lr=1e-3,
         reduction_factor=8, warmup_steps=500,
