@@ -71,8 +71,9 @@ def main(argv: list[str] | None = None) -> dict:
     datamodule, names = prepared.data
     settings = prepared.settings
     module = ClassificationModule(
-        prepared.backbone, len(names), lr=settings.lr, warmup_steps=settings.warmup_steps, class_names=names
-    )
+        prepared.backbone, len(names), lr=settings.lr, warmup_steps=settings.warmup_steps, class_names=names,
+        prefix_cache=settings.prefix_cache,
+    )  # fmt: skip
     return common.train_and_report(
         prepared, module, datamodule, after_validate=common.confusion_matrix_png(module, names)
     )

@@ -7,13 +7,21 @@ Reports recall@1/5/10 (image->text and text->image) on the validation images bef
 after, and the same on the first 400 training captions ("seen images": with the random demo backbone, nothing
 carries over to unseen images, but these show that the adapters learn).
 
+``--variant`` picks the adapters: ``separate`` (a bottleneck adapter in each tower, the default), ``shared`` (the
+towers' adapters share a middle projection, MMA/UniAdapter; the towers still run independently) or ``feature``
+(CLIP-Adapter: no adapters in the towers, a residual MLP on each tower's final embedding). ``--compare-variants``
+trains all three with the same data, seed and steps (outputs in <output-dir>/<variant>/) and prints one table,
+also written to <output-dir>/metrics.json.
+
 Full data is a COCO 2017 folder (``train2017/``, ``val2017/`` and ``captions_{train,val}2017.json`` in it or in
 ``annotations/``), downloaded from cocodataset.org; pass it with --data.
 """
 
 from __future__ import annotations
 
+import json
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -22,7 +30,10 @@ import common  # noqa: E402
 import lightning as L  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
+import mm_adapters  # noqa: E402
 from mm_adapters.backbones import Backbone  # noqa: E402
+from mm_adapters.composition import FeatureAdapter, add_cross_modal_adapter  # noqa: E402
+from mm_adapters.composition.cross_modal import embedding_dim  # noqa: E402
 from mm_adapters.data import (  # noqa: E402
     CaptionFiles,
     ImageTransform,
@@ -43,6 +54,9 @@ PRESETS = {
     ),
 }  # fmt: skip
 SEEN_ROWS = 400  # training captions re-scored before and after training ("seen" images)
+VARIANTS = ("separate", "shared", "feature")
+ADAPTER_NAME = "retrieval"
+FEATURE_REDUCTION = 4  # CLIP-Adapter's bottleneck: embedding width / 4
 
 
 def caption_files(data: str, split: str) -> CaptionFiles:
@@ -82,10 +96,30 @@ def seen_images(datamodule: L.LightningDataModule) -> DataLoader:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = common.build_parser(__doc__, PRESETS).parse_args(argv)
-    prepared = common.prepare(args, "clip_retrieval", PRESETS, load_data, adapter_name="retrieval")
+    parser = common.build_parser(__doc__, PRESETS)
+    parser.add_argument(
+        "--variant",
+        choices=VARIANTS,
+        default="separate",
+        help="separate: an adapter per tower; shared: the towers' adapters share a middle projection; feature: "
+        "CLIP-Adapter on the final embeddings, towers untouched (default: separate).",
+    )
+    parser.add_argument(
+        "--compare-variants",
+        action="store_true",
+        help="Train every variant (same data, seed and steps) and print one comparison table.",
+    )
+    args = parser.parse_args(argv)
+    if args.compare_variants:
+        return compare_variants(args)
+    return run_variant(args, args.variant)
+
+
+def run_variant(args, variant: str) -> dict:
+    """Train and evaluate one adapter variant; returns its metrics.json report."""
+    prepared = common.prepare(args, "clip_retrieval", PRESETS, load_data, adapter_name=ADAPTER_NAME)
     settings = prepared.settings
-    module = RetrievalModule(prepared.backbone, lr=settings.lr, warmup_steps=settings.warmup_steps)
+    module = build_module(prepared, variant)
     seen = seen_images(prepared.data)
 
     def zero_shot(trainer: L.Trainer) -> dict:
@@ -101,8 +135,95 @@ def main(argv: list[str] | None = None) -> dict:
         return {"seen_images_after": _rounded(module.evaluate_recall(seen))}
 
     return common.train_and_report(
-        prepared, module, prepared.data, before_fit=zero_shot, after_validate=after
+        prepared,
+        module,
+        prepared.data,
+        extra={"variant": variant},
+        before_fit=zero_shot,
+        after_validate=after,
     )
+
+
+def build_module(prepared: common.Prepared, variant: str) -> RetrievalModule:
+    """Swap the separate adapter ``common.prepare`` added for the chosen variant, then build the module."""
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}.")
+    settings, model = prepared.settings, prepared.backbone.model
+    feature_adapters = None
+    if variant != "separate" and prepared.adapter_name is not None:
+        config = mm_adapters.list_adapters(model)[prepared.adapter_name]
+        mm_adapters.delete_adapter(model, prepared.adapter_name)
+        if variant == "shared":
+            add_cross_modal_adapter(model, prepared.adapter_name, config, share="middle")
+        else:
+            model.requires_grad_(False)
+            dim = embedding_dim(model)
+            feature_adapters = {
+                tower: FeatureAdapter(dim, reduction_factor=FEATURE_REDUCTION) for tower in ("image", "text")
+            }
+            prepared.adapter_name = None  # nothing inside the towers: the report says adapter None
+    return RetrievalModule(
+        prepared.backbone,
+        lr=settings.lr,
+        warmup_steps=settings.warmup_steps,
+        feature_adapters=feature_adapters,
+    )
+
+
+def compare_variants(args) -> dict:
+    """Train every variant into <output-dir>/<variant>/ and write one table to <output-dir>/metrics.json."""
+    started = time.perf_counter()
+    root = args.output_dir or Path("runs") / "clip_retrieval"
+    reports = {}
+    for variant in VARIANTS:
+        args.output_dir = root / variant
+        reports[variant] = run_variant(args, variant)
+    rows = [comparison_row(variant, report) for variant, report in reports.items()]
+    table = format_table(rows)
+    print(f"\n{table}\n", flush=True)
+    summary = {
+        "recipe": "clip_retrieval",
+        "compare_variants": rows,
+        "table": table,
+        "runs": {variant: str(root / variant) for variant in reports},
+        "wall_time_s": round(time.perf_counter() - started, 1),
+    }
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "metrics.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def comparison_row(variant: str, report: dict) -> dict:
+    """One table row: trainable parameters, validation recall after training, mean recall before/after."""
+    after, before = report["metrics"], report.get("zero_shot_metrics", {})
+    row = {"variant": variant, "trainable_params": report["trainable_params"]}
+    for direction in ("i2t", "t2i"):
+        for k in (1, 5, 10):
+            row[f"{direction}_R@{k}"] = after.get(f"val_{direction}_recall@{k}")
+    row["val_mean_before"] = before.get("val_mean_recall")
+    row["val_mean_after"] = after.get("val_mean_recall")
+    row["seen_mean_before"] = report.get("seen_images_before", {}).get("mean_recall")
+    row["seen_mean_after"] = report.get("seen_images_after", {}).get("mean_recall")
+    return row
+
+
+def format_table(rows: list[dict]) -> str:
+    """The rows as a fixed-width text table (recalls in percent)."""
+    columns = list(rows[0])
+    widths = {c: max(len(c), 9) for c in columns}
+
+    def cell(column: str, value) -> str:
+        if isinstance(value, float):
+            text = f"{100 * value:.1f}"
+        elif isinstance(value, int):
+            text = f"{value:,}"
+        else:
+            text = "-" if value is None else str(value)
+        return text.rjust(widths[column])
+
+    lines = ["  ".join(c.rjust(widths[c]) for c in columns)]
+    lines += ["  ".join(cell(c, row[c]) for c in columns) for row in rows]
+    return "\n".join(lines)
 
 
 def _rounded(metrics: dict[str, float]) -> dict[str, float]:

@@ -82,6 +82,7 @@ class Settings(Preset):
     precision: str = "32-true"
     num_workers: int = 0
     linear_probe: bool = False
+    prefix_cache: bool = False
     limit_train_batches: int | float | None = None
     limit_val_batches: int | float | None = None
 
@@ -177,6 +178,12 @@ def build_parser(
         type=_count_or_fraction,
         default=1.0,
         help="Validate on this many batches (int) or this fraction of them (float); default: all.",
+    )
+    add(
+        "--prefix-cache",
+        action="store_true",
+        help="Cache the frozen layers below the lowest adapter per sample in the first epoch and run only the "
+        "adapted layers afterwards (use with --layers last:K; data must not be augmented).",
     )
     if linear_probe:
         add(
@@ -416,6 +423,7 @@ def _settings(args: argparse.Namespace, recipe: str, presets: dict[str, Preset],
         precision=precision,
         num_workers=args.num_workers,
         linear_probe=getattr(args, "linear_probe", False),
+        prefix_cache=args.prefix_cache,
         limit_train_batches=args.limit_train_batches,
         limit_val_batches=args.limit_val_batches,
         checkpoint_every_n_steps=args.checkpoint_every_n_steps,

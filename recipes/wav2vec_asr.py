@@ -60,8 +60,9 @@ def main(argv: list[str] | None = None) -> dict:
     datamodule, vocabulary = prepared.data
     settings = prepared.settings
     module = CTCModule(
-        prepared.backbone, vocabulary.chars, lr=settings.lr, warmup_steps=settings.warmup_steps
-    )
+        prepared.backbone, vocabulary.chars, lr=settings.lr, warmup_steps=settings.warmup_steps,
+        prefix_cache=settings.prefix_cache,
+    )  # fmt: skip
 
     def examples(output_dir: Path) -> dict:
         vocabulary.save(output_dir / "vocabulary.json")

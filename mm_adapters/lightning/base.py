@@ -9,7 +9,8 @@ the same way (same backbone, same adapters), then pass the checkpoint to ``train
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import lightning as L
@@ -17,6 +18,7 @@ import torch
 
 from ..backbones import Backbone
 from ..injection import active_adapters, list_adapters
+from ..speed import PrefixCache
 
 ADAPTER_SEGMENT = ".adapters."
 
@@ -31,6 +33,7 @@ class AdapterTaskModule(L.LightningModule):
         weight_decay: float,
         warmup_steps: int,
         backbone_dropout: bool = False,
+        prefix_cache: bool | PrefixCache = False,
     ) -> None:
         super().__init__()
         if not isinstance(backbone, Backbone):
@@ -41,6 +44,36 @@ class AdapterTaskModule(L.LightningModule):
         self.backbone = backbone
         self.lr, self.weight_decay, self.warmup_steps = lr, weight_decay, warmup_steps
         self.backbone_dropout = backbone_dropout
+        if prefix_cache and backbone_dropout:
+            raise ValueError("prefix_cache needs the frozen backbone in eval mode; drop backbone_dropout=True.")
+        self.prefix_cache: PrefixCache | None = (
+            prefix_cache if isinstance(prefix_cache, PrefixCache) else PrefixCache() if prefix_cache else None
+        )
+
+    # -- frozen-prefix feature cache ---------------------------------------------------------------------------------
+    def on_fit_start(self) -> None:
+        self._attach_prefix_cache()
+
+    def on_validation_start(self) -> None:
+        self._attach_prefix_cache()
+
+    def _attach_prefix_cache(self) -> None:
+        """With ``prefix_cache``, the layers below the lowest adapter run once per sample (first epoch) and are
+        read from the cache afterwards; attached once fit starts, when the adapters are in place."""
+        cache = self.prefix_cache
+        if cache is not None and not cache.attached:
+            cache.store.device = self.device
+            cache.attach(self.backbone.model)
+
+    @contextmanager
+    def cached_prefix(self, batch: dict, namespace: str) -> Iterator[None]:
+        """Serve this batch's frozen-prefix outputs from the cache (keys: the batch's ``index`` rows)."""
+        if self.prefix_cache is None or not self.prefix_cache.attached or "index" not in batch:
+            with nullcontext():
+                yield
+            return
+        with self.prefix_cache.batch(batch["index"], namespace=namespace):
+            yield
 
     def on_train_start(self) -> None:
         """Also set the modes when fit starts: a run resumed part-way into an epoch skips ``on_train_epoch_start``

@@ -30,8 +30,9 @@ class ClassificationModule(AdapterTaskModule):
         warmup_steps: int = 0,
         backbone_dropout: bool = False,
         class_names: Sequence[str] | None = None,
+        prefix_cache: bool = False,
     ) -> None:
-        super().__init__(backbone, lr, weight_decay, warmup_steps, backbone_dropout)
+        super().__init__(backbone, lr, weight_decay, warmup_steps, backbone_dropout, prefix_cache)
         self.save_hyperparameters(ignore=["backbone"])
         if class_names is not None and len(class_names) != num_classes:
             raise ValueError(f"class_names has {len(class_names)} names for {num_classes} classes.")
@@ -68,7 +69,8 @@ class ClassificationModule(AdapterTaskModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         labels = self.checked_labels(batch)
-        logits = self(batch).float()
+        with self.cached_prefix(batch, "train"):
+            logits = self(batch).float()
         loss = F.cross_entropy(logits, labels)
         self.train_metrics.update(logits, labels)
         self.log("train_loss", loss, prog_bar=True, batch_size=len(logits))
@@ -77,7 +79,8 @@ class ClassificationModule(AdapterTaskModule):
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         labels = self.checked_labels(batch)
-        logits = self(batch).float()
+        with self.cached_prefix(batch, "val"):
+            logits = self(batch).float()
         self.val_metrics.update(logits, labels)
         self.val_confusion.update(logits, labels)
         self.log("val_loss", F.cross_entropy(logits, labels), prog_bar=True, batch_size=len(logits))

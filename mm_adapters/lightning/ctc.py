@@ -30,8 +30,9 @@ class CTCModule(AdapterTaskModule):
         weight_decay: float = 0.0,
         warmup_steps: int = 0,
         backbone_dropout: bool = False,
+        prefix_cache: bool = False,
     ) -> None:
-        super().__init__(backbone, lr, weight_decay, warmup_steps, backbone_dropout)
+        super().__init__(backbone, lr, weight_decay, warmup_steps, backbone_dropout, prefix_cache)
         self.save_hyperparameters(ignore=["backbone"])
         self.vocabulary = CharVocabulary(tuple(chars))
         self.head = nn.Linear(backbone.feature_dim, len(self.vocabulary))
@@ -60,13 +61,15 @@ class CTCModule(AdapterTaskModule):
         ]
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        log_probs, lengths = self(batch)
+        with self.cached_prefix(batch, "train"):
+            log_probs, lengths = self(batch)
         loss = self.ctc_loss(log_probs, lengths, batch["labels"])
         self.log("train_loss", loss, prog_bar=True, batch_size=len(log_probs))
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        log_probs, lengths = self(batch)
+        with self.cached_prefix(batch, "val"):
+            log_probs, lengths = self(batch)
         self.log("val_loss", self.ctc_loss(log_probs, lengths, batch["labels"]), batch_size=len(log_probs))
         predictions = self.decode(log_probs, lengths)
         self.val_wer.update(predictions, batch["transcripts"])

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from ..backbones import Backbone
 from .base import AdapterTaskModule
@@ -17,6 +19,10 @@ class RetrievalModule(AdapterTaskModule):
 
     Validation embeds every row, then logs ``val_{i2t,t2i}_recall@K`` for K in ``recall_at`` and their mean as
     ``val_mean_recall`` over the whole validation set (one process; embeddings are gathered on its device).
+
+    ``feature_adapters`` (e.g. an ``"image"`` and a ``"text"`` :class:`~mm_adapters.composition.FeatureAdapter`,
+    CLIP-Adapter) are applied to the final embeddings, which are then L2-normalised again; they are trained, kept
+    in checkpoints and exported as the module's ``head``.
     """
 
     def __init__(
@@ -27,15 +33,24 @@ class RetrievalModule(AdapterTaskModule):
         warmup_steps: int = 0,
         backbone_dropout: bool = False,
         recall_at: Sequence[int] = (1, 5, 10),
+        feature_adapters: dict[str, nn.Module] | None = None,
     ) -> None:
         super().__init__(backbone, lr, weight_decay, warmup_steps, backbone_dropout)
-        self.save_hyperparameters(ignore=["backbone"])
+        self.save_hyperparameters(ignore=["backbone", "feature_adapters"])
+        if feature_adapters is not None and set(feature_adapters) != {"image", "text"}:
+            raise ValueError(
+                f"feature_adapters needs an 'image' and a 'text' module, got {sorted(feature_adapters)}."
+            )
+        self.head = None if feature_adapters is None else nn.ModuleDict(feature_adapters)
         self.recall_at = tuple(recall_at)
         self._val_rows: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """L2-normalised (image, text) embeddings, each B x E."""
-        return self.backbone.encode_image(batch["pixel_values"]), self.backbone.encode_text(batch)
+        images, texts = self.backbone.encode_image(batch["pixel_values"]), self.backbone.encode_text(batch)
+        if self.head is None:
+            return images, texts
+        return F.normalize(self.head["image"](images), dim=-1), F.normalize(self.head["text"](texts), dim=-1)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         images, texts = self(batch)

@@ -112,6 +112,10 @@ class PrefixCache:
             self._batch = None
 
     @property
+    def attached(self) -> bool:
+        return self._model is not None
+
+    @property
     def depth(self) -> int:
         """The deepest prefix over towers (0: nothing to cache)."""
         return max(self.depths.values(), default=0)
