@@ -20,7 +20,9 @@ _FILE_MODE = 0o666 & ~_current_umask()
 _DIR_MODE = 0o777 & ~_current_umask()
 
 
-def write_directory_atomically(directory: str | os.PathLike, fill: Callable[[Path], None], overwrite: bool) -> Path:
+def write_directory_atomically(
+    directory: str | os.PathLike, fill: Callable[[Path], None], overwrite: bool
+) -> Path:
     """Call ``fill(tmp)`` on a fresh sibling folder, then move it to ``directory`` in one rename.
 
     An existing ``directory`` is replaced only with ``overwrite=True``, and only after ``fill`` has succeeded.

@@ -59,7 +59,9 @@ class AdapterConfig:
                 "or set bottleneck_dim to an explicit size."
             )
         if self.bottleneck_dim is not None and (
-            isinstance(self.bottleneck_dim, bool) or not isinstance(self.bottleneck_dim, int) or self.bottleneck_dim < 1
+            isinstance(self.bottleneck_dim, bool)
+            or not isinstance(self.bottleneck_dim, int)
+            or self.bottleneck_dim < 1
         ):
             raise ValueError(f"bottleneck_dim must be a positive integer, got {self.bottleneck_dim!r}.")
         if not 0.0 <= self.dropout < 1.0:
@@ -82,7 +84,13 @@ class AdapterConfig:
     @classmethod
     def parallel(cls, **overrides: Any) -> AdapterConfig:
         """He et al. 2022 scaled parallel adapter beside the feed-forward sublayer (AdapterHub's ParBn)."""
-        defaults = {"sites": ("ffn",), "mode": "parallel", "activation": "relu", "reduction_factor": 2, "scaling": 4.0}
+        defaults = {
+            "sites": ("ffn",),
+            "mode": "parallel",
+            "activation": "relu",
+            "reduction_factor": 2,
+            "scaling": 4.0,
+        }
         return cls(**{**defaults, **overrides})
 
     @classmethod
@@ -153,4 +161,3 @@ def _check_layers(layers: Any) -> None:
         raise ValueError(f'layers must be "all", "last:K" (K > 0) or a tuple of indices, got {layers!r}.')
     if not layers or not all(isinstance(i, int) and not isinstance(i, bool) for i in layers):
         raise ValueError(f"layers must be a non-empty tuple of integer indices, got {layers!r}.")
-

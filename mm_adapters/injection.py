@@ -36,7 +36,9 @@ def add_adapter(
     check_name(name)
     state = get_state(model, spec, create=True)
     if name in state.configs:
-        raise ValueError(f"An adapter named {name!r} already exists; delete_adapter it first or pick another name.")
+        raise ValueError(
+            f"An adapter named {name!r} already exists; delete_adapter it first or pick another name."
+        )
     towers = _selected_towers(state.spec, config)
     if not has_sites(model):
         for parameter in model.parameters():
@@ -47,7 +49,9 @@ def add_adapter(
         hidden_size = int(resolve_path(layers[0], tower.hidden_size))
         for index in config.layer_indices(len(layers)):
             for site_name in config.sites:
-                site = _site_for(layers[index], getattr(tower, site_name), tower_name, index, site_name, hidden_size)
+                site = _site_for(
+                    layers[index], getattr(tower, site_name), tower_name, index, site_name, hidden_size
+                )
                 if config.is_parallel:
                     _ensure_tap(layers[index], getattr(tower, site_name), site)
                 adapter = BottleneckAdapter(hidden_size, config)
@@ -101,7 +105,9 @@ def delete_adapter(model: nn.Module, name: str) -> None:
     if users:
         raise ValueError(f"Adapter {name!r} is fused by {users}; delete_fusion those first.")
     if state.composition is not None and name in state.active:
-        raise ValueError(f"Adapter {name!r} is part of the active {state.composition!r}; activate another setup first.")
+        raise ValueError(
+            f"Adapter {name!r} is part of the active {state.composition!r}; activate another setup first."
+        )
     for site in list(iter_sites(model)):
         if name in site.adapters:
             site.remove(name)
@@ -146,11 +152,15 @@ def _selected_towers(spec: BackboneSpec, config: AdapterConfig) -> list[str]:
         return list(spec.towers)
     unknown = [t for t in config.towers if t not in spec.towers]
     if unknown:
-        raise ValueError(f"Unknown towers {unknown} for backbone {spec.family!r}; it has {list(spec.towers)}.")
+        raise ValueError(
+            f"Unknown towers {unknown} for backbone {spec.family!r}; it has {list(spec.towers)}."
+        )
     return list(config.towers)
 
 
-def _site_for(layer: nn.Module, site_spec, tower: str, index: int, site_name: str, hidden_size: int) -> AdapterSite:
+def _site_for(
+    layer: nn.Module, site_spec, tower: str, index: int, site_name: str, hidden_size: int
+) -> AdapterSite:
     existing = resolve_path(layer, site_spec.output)
     if isinstance(existing, AdapterSite):
         return existing

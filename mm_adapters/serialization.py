@@ -25,19 +25,48 @@ _CONFIG_KEYS = {"format", "name", "config", "backbone", "has_head", "share"}
 MAX_CONFIG_BYTES = 1_000_000
 
 
-def adapter_state_dict(model: nn.Module, name: str) -> dict[str, torch.Tensor]:
-    """The adapter's tensors under canonical keys ``{tower}.{layer}.{site}.{param}``, independent of module paths."""
+def site_tensors(model: nn.Module, name: str, kind: str = "adapters") -> dict[str, torch.Tensor]:
+    """The live tensors of adapter (or, with ``kind="fusions"``, fusion) ``name`` at every site, under canonical
+    keys ``{tower}.{layer}.{site}.{param}`` that do not depend on module paths."""
     tensors = {}
     for site in iter_sites(model):
-        if name in site.adapters:
+        modules = getattr(site, kind)
+        if name in modules:
             prefix = f"{site.tower}.{site.layer_index}.{site.site}"
-            for key, tensor in site.adapters[name].state_dict().items():
-                tensors[f"{prefix}.{key}"] = tensor.detach().cpu().contiguous()
+            for key, tensor in modules[name].state_dict().items():
+                tensors[f"{prefix}.{key}"] = tensor
     return tensors
 
 
+def adapter_state_dict(model: nn.Module, name: str) -> dict[str, torch.Tensor]:
+    """The adapter's tensors under canonical keys ``{tower}.{layer}.{site}.{param}``, on the CPU."""
+    return {key: tensor.detach().cpu().contiguous() for key, tensor in site_tensors(model, name).items()}
+
+
+def copy_checked(
+    expected: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor], path: Path, hint: str
+) -> None:
+    """Copy ``tensors`` (read from ``path``) into ``expected`` after checking that names and shapes match."""
+    missing, unexpected = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
+    if missing or unexpected:
+        raise AdapterLoadError(f"{path} {hint}: missing {missing[:5]}, unexpected {unexpected[:5]}.")
+    for key, param in expected.items():
+        if tensors[key].shape != param.shape:
+            raise AdapterLoadError(
+                f"{key}: saved shape {tuple(tensors[key].shape)}, expected {tuple(param.shape)}."
+            )
+    with torch.no_grad():
+        for key, param in expected.items():
+            param.copy_(tensors[key])
+
+
 def save_adapter(
-    model: nn.Module, name: str, directory: str | os.PathLike, *, head: nn.Module | None = None, overwrite: bool = False
+    model: nn.Module,
+    name: str,
+    directory: str | os.PathLike,
+    *,
+    head: nn.Module | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Write adapter ``name`` (and optionally a task head) to ``directory``; atomic, and refuses to overwrite
     an existing folder unless ``overwrite=True``."""
@@ -95,7 +124,7 @@ def load_adapter(
 
         add_cross_modal_adapter(model, name, config, share=document["share"], set_active=False)
     try:
-        _copy_into(model, name, tensors, folder)
+        copy_checked(site_tensors(model, name), tensors, folder / WEIGHTS_FILE, "does not match its config")
         if head is not None:
             _load_head(head, folder)
     except Exception:
@@ -111,15 +140,21 @@ def load_adapter(
 def read_adapter_config(folder: Path) -> dict:
     """Parse and sanity-check ``adapter_config.json`` in ``folder``."""
     if not folder.is_dir():
-        raise AdapterLoadError(f"Adapter folder {folder} does not exist; pass the folder that save_adapter wrote.")
+        raise AdapterLoadError(
+            f"Adapter folder {folder} does not exist; pass the folder that save_adapter wrote."
+        )
     config_path = folder / CONFIG_FILE
     if not config_path.is_file():
-        raise AdapterLoadError(f"{folder} has no {CONFIG_FILE}; it is not an adapter saved by mm_adapters.save_adapter.")
+        raise AdapterLoadError(
+            f"{folder} has no {CONFIG_FILE}; it is not an adapter saved by mm_adapters.save_adapter."
+        )
     check_config_size(config_path)
     try:
         document = json.loads(config_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
-        raise AdapterLoadError(f"{config_path} is not valid JSON ({error}); the file is corrupt, save the adapter again.") from error
+        raise AdapterLoadError(
+            f"{config_path} is not valid JSON ({error}); the file is corrupt, save the adapter again."
+        ) from error
     if not isinstance(document, dict):
         raise AdapterLoadError(f"{config_path} must hold a JSON object.")
     unknown = sorted(set(document) - _CONFIG_KEYS)
@@ -169,7 +204,9 @@ def _describe(signature: object) -> str:
     if not isinstance(signature, dict) or not isinstance(signature.get("towers"), dict):
         return repr(signature)
     towers = ", ".join(
-        f"{name}: hidden {info.get('hidden_size')}, {info.get('num_layers')} layers" if isinstance(info, dict) else name
+        f"{name}: hidden {info.get('hidden_size')}, {info.get('num_layers')} layers"
+        if isinstance(info, dict)
+        else name
         for name, info in signature["towers"].items()
     )
     return f"{signature.get('family')} ({towers})"
@@ -177,33 +214,15 @@ def _describe(signature: object) -> str:
 
 def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
-        raise AdapterLoadError(f"{path} is missing; the adapter folder is incomplete, save the adapter again.")
+        raise AdapterLoadError(
+            f"{path} is missing; the adapter folder is incomplete, save the adapter again."
+        )
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as error:
         raise AdapterLoadError(
             f"{path} is not a readable safetensors file ({error}); it is truncated or corrupt."
         ) from error
-
-
-def _copy_into(model: nn.Module, name: str, tensors: dict[str, torch.Tensor], folder: Path) -> None:
-    expected = {}
-    for site in iter_sites(model):
-        if name in site.adapters:
-            prefix = f"{site.tower}.{site.layer_index}.{site.site}"
-            for key, param in site.adapters[name].state_dict().items():
-                expected[f"{prefix}.{key}"] = param
-    missing, unexpected = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
-    if missing or unexpected:
-        raise AdapterLoadError(
-            f"{folder / WEIGHTS_FILE} does not match its config: missing {missing[:5]}, unexpected {unexpected[:5]}."
-        )
-    for key, param in expected.items():
-        if tensors[key].shape != param.shape:
-            raise AdapterLoadError(f"{key}: saved shape {tuple(tensors[key].shape)}, expected {tuple(param.shape)}.")
-    with torch.no_grad():
-        for key, param in expected.items():
-            param.copy_(tensors[key])
 
 
 def _load_head(head: nn.Module, folder: Path) -> None:

@@ -57,23 +57,29 @@ class InputTap(_Wrapper):
     def take(self) -> torch.Tensor:
         captured, self.captured = self.captured, None
         if captured is None:
-            raise RuntimeError("A parallel adapter found no captured sublayer input; was the sublayer skipped?")
+            raise RuntimeError(
+                "A parallel adapter found no captured sublayer input; was the sublayer skipped?"
+            )
         return captured
 
 
 class AdapterSite(_Wrapper):
     """One adapted sublayer (``site`` = "attn" or "ffn") of layer ``layer_index`` in ``tower``."""
 
-    def __init__(self, base_layer: nn.Module, tower: str, layer_index: int, site: str, hidden_size: int) -> None:
+    def __init__(
+        self, base_layer: nn.Module, tower: str, layer_index: int, site: str, hidden_size: int
+    ) -> None:
         super().__init__(base_layer)
         self.tower = tower
         self.layer_index = layer_index
         self.site = site
         self.hidden_size = hidden_size
         self.adapters = nn.ModuleDict()
-        self.fusions = nn.ModuleDict()  # AdapterFusion layers over some of ``adapters`` (mm_adapters.composition)
+        # AdapterFusion layers over some of ``adapters`` (mm_adapters.composition)
+        self.fusions = nn.ModuleDict()
         self.active: tuple[str, ...] = ()
-        self.composition: Any = None  # per-site plan of a Fuse / BatchSplit setup; None stacks ``active`` in order
+        # per-site plan of a Fuse / BatchSplit setup; None stacks ``active`` in order
+        self.composition: Any = None
         self.dropped = False  # AdapterDrop: run the plain sublayer
         self._tap: tuple[InputTap, ...] = ()  # a tuple keeps the tap out of this module's children
 

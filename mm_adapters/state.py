@@ -42,11 +42,15 @@ def get_state(model: nn.Module, spec: BackboneSpec | None = None, create: bool =
     state = model.__dict__.get(_STATE_ATTR)
     if state is None:
         if not create:
-            raise ValueError(f"{type(model).__name__} has no adapters; add one first with mm_adapters.add_adapter.")
+            raise ValueError(
+                f"{type(model).__name__} has no adapters; add one first with mm_adapters.add_adapter."
+            )
         state = AdapterState(spec=spec or detect_spec(model))
         model.__dict__[_STATE_ATTR] = state
     elif spec is not None and spec.family != state.spec.family:
-        raise ValueError(f"This model was adapted with spec {state.spec.family!r}; cannot switch to {spec.family!r}.")
+        raise ValueError(
+            f"This model was adapted with spec {state.spec.family!r}; cannot switch to {spec.family!r}."
+        )
     return state
 
 
@@ -80,5 +84,8 @@ def backbone_signature(model: nn.Module, spec: BackboneSpec) -> dict:
     towers = {}
     for name, tower in spec.towers.items():
         layers = resolve_path(model, tower.layers)
-        towers[name] = {"hidden_size": int(resolve_path(layers[0], tower.hidden_size)), "num_layers": len(layers)}
+        towers[name] = {
+            "hidden_size": int(resolve_path(layers[0], tower.hidden_size)),
+            "num_layers": len(layers),
+        }
     return {"family": spec.family, "towers": towers}

@@ -2,12 +2,12 @@
 
 import lightning as L
 import torch
+from test_lightning import NUM_CLASSES, loader, rows, trainer
 
 import mm_adapters as mma
 from mm_adapters.backbones import wrap_backbone
 from mm_adapters.lightning import ClassificationModule
 
-from test_lightning import NUM_CLASSES, loader, rows, trainer
 from tiny_backbones import FACTORIES
 
 

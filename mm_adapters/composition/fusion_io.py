@@ -15,8 +15,15 @@ from torch import nn
 
 from ..atomic import write_directory_atomically
 from ..errors import AdapterLoadError
-from ..serialization import _check_signature, _load_head, _read_tensors, check_config_size
-from ..state import backbone_signature, check_name, get_state, iter_sites
+from ..serialization import (
+    _check_signature,
+    _load_head,
+    _read_tensors,
+    check_config_size,
+    copy_checked,
+    site_tensors,
+)
+from ..state import backbone_signature, check_name, get_state
 from .activation import activate_composition
 from .blocks import Fuse
 from .fusion import add_fusion, delete_fusion
@@ -28,15 +35,8 @@ FORMAT = "mm_adapters.fusion/1"
 
 
 def fusion_state_dict(model: nn.Module, name: str) -> dict[str, torch.Tensor]:
-    """The fusion's tensors under canonical keys ``{tower}.{layer}.{site}.{param}``."""
-    tensors = {}
-    for site in iter_sites(model):
-        if name in site.fusions:
-            for key, tensor in site.fusions[name].state_dict().items():
-                tensors[f"{site.tower}.{site.layer_index}.{site.site}.{key}"] = (
-                    tensor.detach().cpu().contiguous()
-                )
-    return tensors
+    """The fusion's tensors under canonical keys ``{tower}.{layer}.{site}.{param}``, on the CPU."""
+    return {k: t.detach().cpu().contiguous() for k, t in site_tensors(model, name, "fusions").items()}
 
 
 def save_fusion(
@@ -100,7 +100,8 @@ def load_fusion(
     tensors = _read_tensors(folder / WEIGHTS_FILE)
     add_fusion(model, adapters, name, set_active=False)
     try:
-        _copy_into(model, name, tensors, folder)
+        hint = "does not fit the fused adapters' sites (were the adapters loaded with other configs?)"
+        copy_checked(site_tensors(model, name, "fusions"), tensors, folder / WEIGHTS_FILE, hint)
         if head is not None:
             _load_head(head, folder)
     except Exception:
@@ -132,25 +133,3 @@ def _read_config(folder: Path) -> dict:
     if not isinstance(document.get("name"), str) or "backbone" not in document:
         raise AdapterLoadError(f"{path}: missing 'name' or 'backbone'.")
     return document
-
-
-def _copy_into(model: nn.Module, name: str, tensors: dict[str, torch.Tensor], folder: Path) -> None:
-    expected = {}
-    for site in iter_sites(model):
-        if name in site.fusions:
-            for key, param in site.fusions[name].state_dict().items():
-                expected[f"{site.tower}.{site.layer_index}.{site.site}.{key}"] = param
-    missing, unexpected = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
-    if missing or unexpected:
-        raise AdapterLoadError(
-            f"{folder / WEIGHTS_FILE} does not fit the fused adapters' sites: missing {missing[:5]}, "
-            f"unexpected {unexpected[:5]}; were the adapters loaded with other configs?"
-        )
-    for key, param in expected.items():
-        if tensors[key].shape != param.shape:
-            raise AdapterLoadError(
-                f"{key}: saved shape {tuple(tensors[key].shape)}, expected {tuple(param.shape)}."
-            )
-    with torch.no_grad():
-        for key, param in expected.items():
-            param.copy_(tensors[key])

@@ -45,7 +45,9 @@ class AdapterTaskModule(L.LightningModule):
         self.lr, self.weight_decay, self.warmup_steps = lr, weight_decay, warmup_steps
         self.backbone_dropout = backbone_dropout
         if prefix_cache and backbone_dropout:
-            raise ValueError("prefix_cache needs the frozen backbone in eval mode; drop backbone_dropout=True.")
+            raise ValueError(
+                "prefix_cache needs the frozen backbone in eval mode; drop backbone_dropout=True."
+            )
         self.prefix_cache: PrefixCache | None = (
             prefix_cache if isinstance(prefix_cache, PrefixCache) else PrefixCache() if prefix_cache else None
         )

@@ -38,7 +38,9 @@ register_backbone(
 )
 
 # Hugging Face CLIP: both towers share the block layout; attention returns (hidden, weights).
-_HF_CLIP_LAYER = dict(attn=SiteSpec(output="self_attn"), ffn=SiteSpec(output="mlp"), hidden_size="mlp.fc2.out_features")
+_HF_CLIP_LAYER = dict(
+    attn=SiteSpec(output="self_attn"), ffn=SiteSpec(output="mlp"), hidden_size="mlp.fc2.out_features"
+)
 
 register_backbone(
     BackboneSpec(
@@ -73,14 +75,19 @@ register_backbone(
         class_names=("VisionTransformer",),
         towers={
             "vision": TowerSpec(
-                layers="blocks", attn=SiteSpec(output="attn"), ffn=SiteSpec(output="mlp"), hidden_size="mlp.fc2.out_features"
+                layers="blocks",
+                attn=SiteSpec(output="attn"),
+                ffn=SiteSpec(output="mlp"),
+                hidden_size="mlp.fc2.out_features",
             )
         },
     )
 )
 
 # open_clip: attention is nn.MultiheadAttention, which does not call out_proj as a module: adapt its output.
-_OPEN_CLIP_BLOCK = dict(attn=SiteSpec(output="attn"), ffn=SiteSpec(output="mlp"), hidden_size="mlp.c_proj.out_features")
+_OPEN_CLIP_BLOCK = dict(
+    attn=SiteSpec(output="attn"), ffn=SiteSpec(output="mlp"), hidden_size="mlp.c_proj.out_features"
+)
 
 register_backbone(
     BackboneSpec(
