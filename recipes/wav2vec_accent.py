@@ -14,6 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import classify  # noqa: E402
 import common  # noqa: E402
 from datasets import Audio  # noqa: E402
 from lightning import LightningDataModule  # noqa: E402
@@ -27,7 +28,6 @@ from mm_adapters.data import (  # noqa: E402
     load_hub_or_local,
     to_class_labels,
 )
-from mm_adapters.lightning import ClassificationModule  # noqa: E402
 
 PRESETS = {
     "demo": common.Preset(
@@ -66,17 +66,7 @@ def load_data(settings: common.Settings, backbone: Backbone) -> tuple[LightningD
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = common.build_parser(__doc__, PRESETS, linear_probe=True).parse_args(argv)
-    prepared = common.prepare(args, "wav2vec_accent", PRESETS, load_data, adapter_name="accent")
-    datamodule, names = prepared.data
-    settings = prepared.settings
-    module = ClassificationModule(
-        prepared.backbone, len(names), lr=settings.lr, warmup_steps=settings.warmup_steps, class_names=names,
-        prefix_cache=settings.prefix_cache,
-    )  # fmt: skip
-    return common.train_and_report(
-        prepared, module, datamodule, after_validate=common.confusion_matrix_png(module, names)
-    )
+    return classify.run(__doc__, "wav2vec_accent", PRESETS, load_data, "accent", argv)
 
 
 if __name__ == "__main__":
