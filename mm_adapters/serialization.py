@@ -84,12 +84,31 @@ def save_adapter(
     if name in state.shared:  # cross-modal adapter: both towers' adapters hold the shared tensors
         document["share"] = state.shared[name]
 
+    return write_weights_folder(directory, tensors, document, head, overwrite)
+
+
+def write_weights_folder(
+    directory: str | os.PathLike,
+    tensors: dict[str, torch.Tensor],
+    document: dict,
+    head: nn.Module | None,
+    overwrite: bool,
+    *,
+    config_file: str = CONFIG_FILE,
+    weights_file: str = WEIGHTS_FILE,
+) -> Path:
+    """Atomically write ``tensors`` (safetensors), an optional ``head`` and the JSON ``document`` to ``directory``."""
+
     def fill(folder: Path) -> None:
-        save_file(tensors, str(folder / WEIGHTS_FILE), metadata={"format": FORMAT, "name": name})
+        save_file(
+            tensors,
+            str(folder / weights_file),
+            metadata={"format": document["format"], "name": document["name"]},
+        )
         if head is not None:
             head_tensors = {k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}
             save_file(head_tensors, str(folder / HEAD_FILE))
-        (folder / CONFIG_FILE).write_text(json.dumps(document, indent=2))
+        (folder / config_file).write_text(json.dumps(document, indent=2))
 
     return write_directory_atomically(directory, fill, overwrite)
 

@@ -19,15 +19,6 @@ from mm_adapters.state import iter_sites
 from tiny_backbones import hf_bert, hf_clip, hf_vit
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread, and many times slower when threads contend for a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _hidden_states(tiny, batch):
     with torch.no_grad():
         return tiny.model(**batch, output_hidden_states=True).hidden_states

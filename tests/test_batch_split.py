@@ -10,15 +10,6 @@ from mm_adapters.state import iter_sites
 from tiny_backbones import hf_bert, hf_vit, hf_wav2vec2, timm_vit
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread, and many times slower when threads contend for a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _with_adapters(tiny, config, names=("a", "b", "c")):
     tiny.model.requires_grad_(False)  # compare against a frozen base (kernel paths can differ)
     for name in names:

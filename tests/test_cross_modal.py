@@ -12,16 +12,6 @@ from mm_adapters.state import get_state, iter_sites
 
 from tiny_backbones import hf_bert, open_clip_model
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread, and many times slower when threads contend for a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 CONFIG = AdapterConfig.houlsby(reduction_factor=4)
 
 

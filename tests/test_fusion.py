@@ -12,15 +12,6 @@ from mm_adapters.state import iter_sites
 from tiny_backbones import hf_bert, hf_vit
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread, and many times slower when threads contend for a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _trained_adapters(tiny, names=("a", "b"), config=None):
     """Adapters with random (non-zero) up-projections, as if trained."""
     for name in names:

@@ -18,15 +18,6 @@ TINY = ["--preset", "demo", "--max-steps", "1", "--batch-size", "16", "--limit-v
 COUNT_KEYS = {"separate": "separate", "shared": "shared_middle", "feature": "feature"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread, and many times slower when threads contend for a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_compare_variants_trains_each_variant_and_writes_one_table(tmp_path, capsys):
     recipe = importlib.import_module("clip_retrieval")
     summary = recipe.main([*TINY, "--output-dir", str(tmp_path), "--compare-variants"])

@@ -10,10 +10,8 @@ import os
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 from torch import nn
 
-from ..atomic import write_directory_atomically
 from ..errors import AdapterLoadError
 from ..serialization import (
     _check_signature,
@@ -22,6 +20,7 @@ from ..serialization import (
     check_config_size,
     copy_checked,
     site_tensors,
+    write_weights_folder,
 )
 from ..state import backbone_signature, check_name, get_state
 from .activation import activate_composition
@@ -61,16 +60,9 @@ def save_fusion(
         "has_head": head is not None,
     }
 
-    def fill(folder: Path) -> None:
-        save_file(tensors, str(folder / WEIGHTS_FILE), metadata={"format": FORMAT, "name": name})
-        if head is not None:
-            save_file(
-                {k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()},
-                str(folder / HEAD_FILE),
-            )
-        (folder / CONFIG_FILE).write_text(json.dumps(document, indent=2))
-
-    return write_directory_atomically(directory, fill, overwrite)
+    return write_weights_folder(
+        directory, tensors, document, head, overwrite, config_file=CONFIG_FILE, weights_file=WEIGHTS_FILE
+    )
 
 
 def load_fusion(
