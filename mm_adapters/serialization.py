@@ -156,6 +156,21 @@ def load_adapter(
     return name
 
 
+def read_json_object(path: Path, kind: str) -> dict:
+    """Parse a config JSON written by mm_adapters (size-checked, must be an object); ``kind`` names what it
+    belongs to in the error message."""
+    check_config_size(path)
+    try:
+        document = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
+        raise AdapterLoadError(
+            f"{path} is not valid JSON ({error}); the file is corrupt, save the {kind} again."
+        ) from error
+    if not isinstance(document, dict):
+        raise AdapterLoadError(f"{path} must hold a JSON object.")
+    return document
+
+
 def read_adapter_config(folder: Path) -> dict:
     """Parse and sanity-check ``adapter_config.json`` in ``folder``."""
     if not folder.is_dir():
@@ -167,15 +182,7 @@ def read_adapter_config(folder: Path) -> dict:
         raise AdapterLoadError(
             f"{folder} has no {CONFIG_FILE}; it is not an adapter saved by mm_adapters.save_adapter."
         )
-    check_config_size(config_path)
-    try:
-        document = json.loads(config_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
-        raise AdapterLoadError(
-            f"{config_path} is not valid JSON ({error}); the file is corrupt, save the adapter again."
-        ) from error
-    if not isinstance(document, dict):
-        raise AdapterLoadError(f"{config_path} must hold a JSON object.")
+    document = read_json_object(config_path, "adapter")
     unknown = sorted(set(document) - _CONFIG_KEYS)
     missing = sorted({"format", "name", "config", "backbone"} - set(document))
     if unknown or missing:

@@ -5,7 +5,6 @@ The fused adapters are saved and loaded on their own (``save_adapter`` / ``load_
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -17,8 +16,8 @@ from ..serialization import (
     _check_signature,
     _load_head,
     _read_tensors,
-    check_config_size,
     copy_checked,
+    read_json_object,
     site_tensors,
     write_weights_folder,
 )
@@ -110,14 +109,8 @@ def _read_config(folder: Path) -> dict:
         raise AdapterLoadError(
             f"{folder} has no {CONFIG_FILE}; pass a folder written by mm_adapters.save_fusion."
         )
-    check_config_size(path)
-    try:
-        document = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
-        raise AdapterLoadError(
-            f"{path} is not valid JSON ({error}); the file is corrupt, save the fusion again."
-        ) from error
-    if not isinstance(document, dict) or document.get("format") != FORMAT:
+    document = read_json_object(path, "fusion")
+    if document.get("format") != FORMAT:
         raise AdapterLoadError(f"{path} is not a {FORMAT!r} file.")
     adapters = document.get("adapters")
     if not isinstance(adapters, list) or not adapters or not all(isinstance(a, str) for a in adapters):
