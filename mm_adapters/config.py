@@ -9,6 +9,16 @@ from typing import Any
 ACTIVATIONS = ("relu", "gelu", "swish", "silu", "tanh")
 MODES = ("sequential", "parallel")
 SITES = ("attn", "ffn")
+INITS = ("zero", "bert")
+# What the adapter reads, per mode (the math per block type is in docs/placements.md):
+READS = {
+    # "output": the sublayer output h (Houlsby); "residual_sum": the sum after the residual add, through the
+    # block's LayerNorm on post-LN blocks (Pfeiffer, AdapterHub's original_ln_before=True)
+    "sequential": ("output", "residual_sum"),
+    # "residual": the residual stream entering the sublayer (AdapterHub, AdaptFormer); "sublayer_input": what the
+    # sublayer itself reads (after the LayerNorm on pre-LN blocks; the same tensor on post-LN blocks)
+    "parallel": ("residual", "sublayer_input"),
+}
 
 
 @dataclass(frozen=True)
@@ -37,8 +47,16 @@ class AdapterConfig:
     """Layers that get adapters: ``"all"``, ``"last:K"`` for the top K layers, or a tuple of indices (negative ones count from the top)."""
     towers: tuple[str, ...] | None = None
     """For multi-tower backbones (CLIP: ``"vision"``, ``"text"``), which towers get adapters; None means all."""
+    reads: str | None = None
+    """What the adapter reads; sequential: ``"output"`` (default) or ``"residual_sum"``; parallel: ``"residual"``
+    (default) or ``"sublayer_input"``. See ``docs/placements.md``."""
+    init: str = "zero"
+    """``"zero"``: the up-projection starts at zero (the adapted model is exactly the base model); ``"bert"``: both
+    projections drawn from N(0, 0.02), biases zero (AdapterHub's default)."""
 
     def __post_init__(self) -> None:
+        if self.reads is None and self.mode in MODES:
+            object.__setattr__(self, "reads", READS[self.mode][0])
         object.__setattr__(self, "sites", tuple(self.sites))
         if not isinstance(self.layers, str):
             object.__setattr__(self, "layers", tuple(self.layers))
@@ -51,6 +69,12 @@ class AdapterConfig:
             raise ValueError(f"sites must be a non-empty subset of {SITES}, got {self.sites!r}.")
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}.")
+        if self.reads not in READS[self.mode]:
+            raise ValueError(
+                f"reads must be one of {READS[self.mode]} for mode={self.mode!r}, got {self.reads!r}."
+            )
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {self.init!r}.")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}.")
         if self.bottleneck_dim is None and (self.reduction_factor is None or not self.reduction_factor > 0):
@@ -78,15 +102,33 @@ class AdapterConfig:
 
     @classmethod
     def pfeiffer(cls, **overrides: Any) -> AdapterConfig:
-        """Pfeiffer et al. 2021: one sequential adapter after the feed-forward sublayer."""
-        return cls(**{"sites": ("ffn",), "activation": "relu", "reduction_factor": 16, **overrides})
+        """Pfeiffer et al. 2021 (AdapterHub's SeqBnConfig): one sequential adapter after the feed-forward block,
+        reading the sum after its residual add. Post-LN: ``LN(A(LN(z)) + z)``; pre-LN: ``z + A(z)``; ``z = h + x``."""
+        defaults = {"sites": ("ffn",), "reads": "residual_sum", "activation": "relu", "reduction_factor": 16}
+        return cls(**{**defaults, **overrides})
+
+    @classmethod
+    def houlsby_ffn(cls, **overrides: Any) -> AdapterConfig:
+        """One sequential adapter on the feed-forward output ``h`` before the residual add: ``h + A(h)`` (Houlsby's
+        FFN adapter alone; what ``pfeiffer()`` computed before mm_adapters 0.2, and what its old folders load as)."""
+        return cls(
+            **{
+                "sites": ("ffn",),
+                "reads": "output",
+                "activation": "relu",
+                "reduction_factor": 16,
+                **overrides,
+            }
+        )
 
     @classmethod
     def parallel(cls, **overrides: Any) -> AdapterConfig:
-        """He et al. 2022 scaled parallel adapter beside the feed-forward sublayer (AdapterHub's ParBn)."""
+        """He et al. 2022 scaled parallel adapter beside the feed-forward sublayer (AdapterHub's ParBn), reading the
+        residual stream; ``reads="sublayer_input"`` feeds it the FFN's LayerNorm output instead on pre-LN blocks."""
         defaults = {
             "sites": ("ffn",),
             "mode": "parallel",
+            "reads": "residual",
             "activation": "relu",
             "reduction_factor": 2,
             "scaling": 4.0,
@@ -95,8 +137,13 @@ class AdapterConfig:
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> AdapterConfig:
-        """Build a preset by name: ``houlsby``, ``pfeiffer`` or ``parallel``."""
-        presets = {"houlsby": cls.houlsby, "pfeiffer": cls.pfeiffer, "parallel": cls.parallel}
+        """Build a preset by name: ``houlsby``, ``pfeiffer``, ``parallel`` or ``houlsby_ffn``."""
+        presets = {
+            "houlsby": cls.houlsby,
+            "pfeiffer": cls.pfeiffer,
+            "parallel": cls.parallel,
+            "houlsby_ffn": cls.houlsby_ffn,
+        }
         if name not in presets:
             raise ValueError(f"Unknown adapter preset {name!r}; choose one of {sorted(presets)}.")
         return presets[name](**overrides)

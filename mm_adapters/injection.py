@@ -9,6 +9,7 @@ from torch import nn
 
 from .config import AdapterConfig
 from .layers import BottleneckAdapter
+from .placements import plan_site
 from .site import AdapterSite, InputTap
 from .specs import BackboneSpec, resolve_parent, resolve_path
 from .state import backbone_signature, check_name, get_state, has_adapters, iter_sites, tower_layers
@@ -40,6 +41,7 @@ def add_adapter(
             f"An adapter named {name!r} already exists; delete_adapter it first or pick another name."
         )
     towers = _selected_towers(state.spec, config)
+    _check_placements(model, state.spec, towers, config)
     if not has_sites(model):
         for parameter in model.parameters():
             parameter.requires_grad_(False)
@@ -49,11 +51,10 @@ def add_adapter(
         hidden_size = int(resolve_path(layers[0], tower.hidden_size))
         for index in config.layer_indices(len(layers)):
             for site_name in config.sites:
-                site = _site_for(
-                    layers[index], getattr(tower, site_name), tower_name, index, site_name, hidden_size
-                )
-                if config.is_parallel:
-                    _ensure_tap(layers[index], getattr(tower, site_name), site)
+                site_spec = getattr(tower, site_name)
+                site = _site_for(layers[index], site_spec, tower_name, index, site_name, hidden_size)
+                if config.reads != "output":
+                    _place(layers[index], tower, site_spec, site, config.reads, state.spec.family)
                 adapter = BottleneckAdapter(hidden_size, config)
                 adapter.to(device=_device_of(site.base_layer))
                 site.add(name, adapter)
@@ -170,15 +171,36 @@ def _site_for(
     return site
 
 
-def _ensure_tap(layer: nn.Module, site_spec, site: AdapterSite) -> None:
-    """Parallel adapters read the sublayer input; tap it where it enters a module other than the adapted one."""
-    if site_spec.input is None or site.tap is not None:
+def _check_placements(model: nn.Module, spec: BackboneSpec, towers: list[str], config: AdapterConfig) -> None:
+    """Refuse a placement the spec cannot express (missing norm path or position) before anything is wrapped."""
+    if config.reads == "output":
         return
-    input_module = resolve_path(layer, site_spec.input)
+    for tower_name in towers:
+        tower = spec.towers[tower_name]
+        block = resolve_path(model, tower.layers)[0]
+        for site_name in config.sites:
+            plan_site(
+                tower, getattr(tower, site_name), block, config.reads, family=spec.family, site_name=site_name
+            )
+
+
+def _place(layer: nn.Module, tower, site_spec, site: AdapterSite, reads: str, family: str) -> None:
+    """Give the site its placement (once) and tap its stream where the placement says."""
+    if site.placement is None:
+        site.placement = plan_site(tower, site_spec, layer, reads, family=family, site_name=site.site)
+    _ensure_tap(layer, site.placement.tap_path, site)
+
+
+def _ensure_tap(layer: nn.Module, path: str | None, site: AdapterSite) -> None:
+    """Stream-reading adapters read a tensor entering another module (the sublayer input, or the LayerNorm input
+    on pre-LN blocks); tap it there."""
+    if path is None or site.tap is not None:
+        return
+    input_module = resolve_path(layer, path)
     if input_module is site or input_module is site.base_layer:
         return
     if not isinstance(input_module, InputTap):
-        parent, child = resolve_parent(layer, site_spec.input)
+        parent, child = resolve_parent(layer, path)
         input_module = InputTap(input_module)
         setattr(parent, child, input_module)
     site.attach_tap(input_module)
@@ -201,10 +223,12 @@ def _unwrap_empty_sites(model: nn.Module) -> None:
                 site = resolve_path(layer, site_spec.output)
                 if not isinstance(site, AdapterSite):
                     continue
-                needs_tap = any(adapter.parallel for adapter in site.adapters.values())
+                needs_tap = any(adapter.reads != "output" for adapter in site.adapters.values())
                 if site.tap is not None and not needs_tap:
-                    _replace(layer, site_spec.input, site.tap.base_layer)
+                    _replace(layer, site.placement.tap_path, site.tap.base_layer)
                     site.attach_tap(None)
+                if not needs_tap:
+                    site.placement = None
                 if not len(site.adapters):
                     _replace(layer, site_spec.output, site.base_layer)
 

@@ -20,7 +20,10 @@ from .state import backbone_signature, check_name, get_state, iter_sites
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
 HEAD_FILE = "head.safetensors"
-FORMAT = "mm_adapters.adapter/1"
+FORMAT = "mm_adapters.adapter/2"
+# Format 1 (before placements were saved in the config): sequential adapters read the sublayer output, parallel ones
+# the sublayer input, and up-projections started at zero. Those folders load with exactly that math.
+LEGACY_FORMATS = {"mm_adapters.adapter/1": {"sequential": "output", "parallel": "sublayer_input"}}
 _CONFIG_KEYS = {"format", "name", "config", "backbone", "has_head", "share"}
 MAX_CONFIG_BYTES = 1_000_000
 
@@ -129,9 +132,7 @@ def load_adapter(
     folder = Path(directory)
     document = read_adapter_config(folder)
     name = check_name(name if name is not None else document["name"])
-    config = AdapterConfig.from_dict(document["config"]) if isinstance(document["config"], dict) else None
-    if config is None:
-        raise AdapterLoadError(f"{folder / CONFIG_FILE}: 'config' must be a JSON object.")
+    config = config_from_document(document)
     _check_signature(model, document["backbone"], folder)
     tensors = _read_tensors(folder / WEIGHTS_FILE)
     previously_active = get_state(model, create=True).setup
@@ -187,13 +188,32 @@ def read_adapter_config(folder: Path) -> dict:
     missing = sorted({"format", "name", "config", "backbone"} - set(document))
     if unknown or missing:
         raise AdapterLoadError(f"{config_path}: unknown keys {unknown}, missing keys {missing}.")
-    if document["format"] != FORMAT:
-        raise AdapterLoadError(f"{config_path}: format {document['format']!r} is not {FORMAT!r}.")
+    if document["format"] != FORMAT and document["format"] not in LEGACY_FORMATS:
+        raise AdapterLoadError(
+            f"{config_path}: format {document['format']!r} is not {FORMAT!r} (or an older "
+            f"{sorted(LEGACY_FORMATS)}); it was written by a newer mm_adapters, upgrade to load it."
+        )
+    if not isinstance(document["config"], dict):
+        raise AdapterLoadError(f"{config_path}: 'config' must be a JSON object.")
     try:
-        AdapterConfig.from_dict(document["config"])
+        config_from_document(document)
     except ValueError as error:
         raise AdapterLoadError(f"{config_path}: {error}") from error
     return document
+
+
+def config_from_document(document: dict) -> AdapterConfig:
+    """The config of a saved adapter; a format-1 config gets the placement that format implied."""
+    data = dict(document["config"])
+    legacy = LEGACY_FORMATS.get(document["format"])
+    if legacy is not None:
+        for key in ("reads", "init"):
+            if key in data:
+                raise ValueError(
+                    f"key {key!r} did not exist in format {document['format']!r}; the file was edited."
+                )
+        data["reads"] = legacy.get(data.get("mode", "sequential"), "output")
+    return AdapterConfig.from_dict(data)
 
 
 def check_config_size(path: Path) -> None:

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from .layers import BottleneckAdapter
+from .placements import SitePlacement, adapter_input
 
 
 def first_input(args: tuple, kwargs: dict) -> torch.Tensor:
@@ -82,6 +83,8 @@ class AdapterSite(_Wrapper):
         self.composition: Any = None
         self.dropped = False  # AdapterDrop: run the plain sublayer
         self._tap: tuple[InputTap, ...] = ()  # a tuple keeps the tap out of this module's children
+        # where the stream is tapped and which LayerNorm residual-reading placements use (mm_adapters.placements)
+        self.placement: SitePlacement | None = None
 
     # -- configuration (never changed inside forward) ---------------------------------------------------------
     def add(self, name: str, adapter: BottleneckAdapter) -> None:
@@ -101,7 +104,11 @@ class AdapterSite(_Wrapper):
 
     @property
     def needs_input(self) -> bool:
-        return any(self.adapters[n].parallel for n in self.active)
+        return any(self.adapters[n].reads != "output" for n in self.active)
+
+    def adapter_input(self, name: str, hidden: torch.Tensor, stream: torch.Tensor | None) -> torch.Tensor:
+        """What adapter ``name`` reads here, given the sublayer output ``hidden`` and the tapped stream."""
+        return adapter_input(self.placement, self.adapters[name].reads, hidden, stream)
 
     def attach_tap(self, tap: InputTap | None) -> None:
         self._tap = (tap,) if tap is not None else ()
@@ -131,8 +138,7 @@ class AdapterSite(_Wrapper):
         if self.composition is not None:
             return self.composition.apply(self, hidden, sublayer_input)
         for name in self.active:
-            adapter = self.adapters[name]
-            hidden = hidden + adapter(sublayer_input if adapter.parallel else hidden)
+            hidden = hidden + self.adapters[name](self.adapter_input(name, hidden, sublayer_input))
         return hidden
 
     def extra_repr(self) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 
 from mm_adapters.reliability import STRATEGIES
 
-PLACEMENTS = ("houlsby", "pfeiffer", "parallel")
+PLACEMENTS = ("houlsby", "pfeiffer", "parallel", "houlsby_ffn")
 
 
 def build_parser(

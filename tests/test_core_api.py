@@ -38,13 +38,35 @@ def test_custom_spec_can_be_passed():
         towers={
             "vision": mma.TowerSpec(
                 layers="blocks",
+                attn=mma.SiteSpec("attn", norm="norm1"),
+                ffn=mma.SiteSpec("mlp", norm="norm2"),
+                hidden_size="mlp.fc2.out_features",
+                norm_position="pre",
+            )
+        },
+    )
+    mma.add_adapter(tiny.model, "task", spec=spec)
+    assert mma.adapted_layers(tiny.model) == {"vision": [0, 1]}
+
+
+def test_spec_without_norm_position_refuses_residual_placements_before_wrapping():
+    tiny = timm_vit()
+    spec = mma.BackboneSpec(
+        family="my_vit",
+        class_names=(),
+        towers={
+            "vision": mma.TowerSpec(
+                layers="blocks",
                 attn=mma.SiteSpec("attn"),
                 ffn=mma.SiteSpec("mlp"),
                 hidden_size="mlp.fc2.out_features",
             )
         },
     )
-    mma.add_adapter(tiny.model, "task", spec=spec)
+    with pytest.raises(ValueError, match="norm_position"):
+        mma.add_adapter(tiny.model, "task", mma.AdapterConfig.pfeiffer(), spec=spec)
+    assert not any(isinstance(m, mma.AdapterSite) for m in tiny.model.modules())
+    mma.add_adapter(tiny.model, "plain", mma.AdapterConfig.houlsby_ffn(), spec=spec)  # reads the output only
     assert mma.adapted_layers(tiny.model) == {"vision": [0, 1]}
 
 

@@ -29,10 +29,13 @@ class FusionLayer(nn.Module):
         with torch.no_grad():
             self.value.weight.copy_(torch.eye(hidden_size))
 
-    def forward(self, hidden: torch.Tensor, deltas: torch.Tensor) -> torch.Tensor:
-        """``hidden``: ... x D sublayer output; ``deltas``: ... x N x D adapter outputs (before their residual)."""
+    def forward(
+        self, hidden: torch.Tensor, deltas: torch.Tensor, query: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``hidden``: ... x D sublayer output; ``deltas``: ... x N x D adapter outputs (before their residual);
+        ``query``: what the query reads (default ``hidden``; the adapters' input for residual-sum placements)."""
         dtype = self.query.weight.dtype
-        query = self.query(hidden.to(dtype)).unsqueeze(-2)  # ... x 1 x D
+        query = self.query((hidden if query is None else query).to(dtype)).unsqueeze(-2)  # ... x 1 x D
         keys = self.key(deltas.to(dtype))  # ... x N x D
         weights = self.weights((query * keys).sum(dim=-1))  # ... x N
         # value is linear without bias, so weighting first is the same as AdapterHub's value-then-weight, N times cheaper

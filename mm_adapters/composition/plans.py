@@ -14,7 +14,7 @@ from ..site import AdapterSite
 
 
 def _adapter_input(site: AdapterSite, name: str, hidden: torch.Tensor, sublayer_input: torch.Tensor | None):
-    return sublayer_input if site.adapters[name].parallel else hidden
+    return site.adapter_input(name, hidden, sublayer_input)
 
 
 @dataclass(frozen=True)
@@ -41,8 +41,12 @@ class FusePlan:
     def apply(
         self, site: AdapterSite, hidden: torch.Tensor, sublayer_input: torch.Tensor | None
     ) -> torch.Tensor:
-        deltas = [site.adapters[n](_adapter_input(site, n, hidden, sublayer_input)) for n in self.adapters]
-        return site.fusions[self.fusion](hidden, torch.stack(deltas, dim=-2))
+        inputs = {n: _adapter_input(site, n, hidden, sublayer_input) for n in self.adapters}
+        deltas = [site.adapters[n](inputs[n]) for n in self.adapters]
+        # the query is what the last fused adapter reads (AdapterHub); the sublayer output for parallel adapters
+        last = self.adapters[-1]
+        query = hidden if site.adapters[last].parallel else inputs[last]
+        return site.fusions[self.fusion](hidden, torch.stack(deltas, dim=-2), query=query)
 
 
 @dataclass(frozen=True)

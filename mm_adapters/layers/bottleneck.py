@@ -13,21 +13,28 @@ _ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "swish": nn.SiLU, "silu": nn.S
 class BottleneckAdapter(nn.Module):
     """``scaling * up(dropout(act(down(x))))``; the caller adds it to the hidden state.
 
-    The up-projection starts at zero, so an adapted model computes exactly its base model until it trains.
-    Parameters: ``2 * r * d + r + d`` for hidden size ``d`` and bottleneck ``r``.
+    With ``init="zero"`` the up-projection starts at zero, so an adapted model computes exactly its base model until
+    it trains; ``init="bert"`` draws both projections from N(0, 0.02) with zero biases (AdapterHub's default).
+    ``reads`` says what the site feeds it (``mm_adapters.placements``). Parameters: ``2 * r * d + r + d`` for hidden size ``d`` and bottleneck ``r``.
     """
 
     def __init__(self, hidden_size: int, config: AdapterConfig) -> None:
         super().__init__()
         bottleneck = config.bottleneck_size(hidden_size)
         self.parallel = config.is_parallel
+        self.reads = config.reads
         self.scaling = float(config.scaling)
         self.down = nn.Linear(hidden_size, bottleneck)
         self.act = _ACTIVATIONS[config.activation]()
         self.dropout = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
         self.up = nn.Linear(bottleneck, hidden_size)
-        nn.init.zeros_(self.up.weight)
-        nn.init.zeros_(self.up.bias)
+        if config.init == "bert":
+            for linear in (self.down, self.up):
+                nn.init.normal_(linear.weight, mean=0.0, std=0.02)
+                nn.init.zeros_(linear.bias)
+        else:
+            nn.init.zeros_(self.up.weight)
+            nn.init.zeros_(self.up.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Under autocast the projections choose their own dtype; casting x to the (fp32) weights first would only

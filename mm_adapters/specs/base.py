@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from torch import nn
+
+NORM_POSITIONS = ("pre", "post")
 
 
 @dataclass(frozen=True)
@@ -14,10 +17,14 @@ class SiteSpec:
     ``output`` names the module whose output is the sublayer's output before its residual add; ``input`` names the
     module whose first argument is the sublayer's input (for parallel adapters), when that is a different module.
     A path may list alternatives separated by ``|`` (module names that changed between library versions).
+    ``norm`` names the block's LayerNorm that belongs to this sublayer: on a post-LN block the one applied to
+    ``sublayer output + residual``, on a pre-LN block the one applied before the sublayer (its input is the
+    residual stream). Placements that read the residual stream need it (see ``docs/placements.md``).
     """
 
     output: str
     input: str | None = None
+    norm: str | None = None
 
 
 @dataclass(frozen=True)
@@ -30,6 +37,16 @@ class TowerSpec:
     ffn: SiteSpec
     hidden_size: str
     """Attribute path, relative to one block, that gives the hidden size (e.g. ``mlp.fc2.out_features``)."""
+    norm_position: str | Callable[[nn.Module], str] | None = None
+    """``"post"`` (LayerNorm after each residual add: BERT, Wav2Vec2-base) or ``"pre"`` (LayerNorm before each
+    sublayer: ViT, CLIP); a function of one block where a family has both. None: unknown, so placements that
+    depend on it are refused."""
+
+    def norm_position_of(self, block: nn.Module) -> str | None:
+        position = self.norm_position(block) if callable(self.norm_position) else self.norm_position
+        if position is not None and position not in NORM_POSITIONS:
+            raise ValueError(f"norm_position must be one of {NORM_POSITIONS} or None, got {position!r}.")
+        return position
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,10 @@ from .registry import register_backbone
 
 # Hugging Face BERT-style post-norm encoders: the FFN is split into ``intermediate`` (input) and ``output.dense``.
 _HF_BERT_LAYER = dict(
-    attn=SiteSpec(output="attention.output.dense", input="attention"),
-    ffn=SiteSpec(output="output.dense", input="intermediate"),
+    attn=SiteSpec(output="attention.output.dense", input="attention", norm="attention.output.LayerNorm"),
+    ffn=SiteSpec(output="output.dense", input="intermediate", norm="output.LayerNorm"),
     hidden_size="output.dense.out_features",
+    norm_position="post",
 )
 
 register_backbone(
@@ -29,9 +30,10 @@ register_backbone(
         towers={
             "vision": TowerSpec(
                 layers="layers|encoder.layer",
-                attn=SiteSpec(output="attention"),
-                ffn=SiteSpec(output="mlp|output.dense", input="mlp|intermediate"),
+                attn=SiteSpec(output="attention", norm="layernorm_before"),
+                ffn=SiteSpec(output="mlp|output.dense", input="mlp|intermediate", norm="layernorm_after"),
                 hidden_size="mlp.fc2.out_features|output.dense.out_features",
+                norm_position="pre",
             )
         },
     )
@@ -39,7 +41,10 @@ register_backbone(
 
 # Hugging Face CLIP: both towers share the block layout; attention returns (hidden, weights).
 _HF_CLIP_LAYER = dict(
-    attn=SiteSpec(output="self_attn"), ffn=SiteSpec(output="mlp"), hidden_size="mlp.fc2.out_features"
+    attn=SiteSpec(output="self_attn", norm="layer_norm1"),
+    ffn=SiteSpec(output="mlp", norm="layer_norm2"),
+    hidden_size="mlp.fc2.out_features",
+    norm_position="pre",
 )
 
 register_backbone(
@@ -61,9 +66,13 @@ register_backbone(
         towers={
             "audio": TowerSpec(
                 layers="encoder.layers",
-                attn=SiteSpec(output="attention"),
-                ffn=SiteSpec(output="feed_forward"),
+                attn=SiteSpec(output="attention", norm="layer_norm"),
+                ffn=SiteSpec(output="feed_forward", norm="final_layer_norm"),
                 hidden_size="feed_forward.output_dense.out_features",
+                # the "stable layer norm" blocks (large checkpoints) are pre-LN, the base ones post-LN
+                norm_position=lambda block: (
+                    "pre" if type(block).__name__.endswith("StableLayerNorm") else "post"
+                ),
             )
         },
     )
@@ -76,9 +85,10 @@ register_backbone(
         towers={
             "vision": TowerSpec(
                 layers="blocks",
-                attn=SiteSpec(output="attn"),
-                ffn=SiteSpec(output="mlp"),
+                attn=SiteSpec(output="attn", norm="norm1"),
+                ffn=SiteSpec(output="mlp", norm="norm2"),
                 hidden_size="mlp.fc2.out_features",
+                norm_position="pre",
             )
         },
     )
@@ -86,7 +96,10 @@ register_backbone(
 
 # open_clip: attention is nn.MultiheadAttention, which does not call out_proj as a module: adapt its output.
 _OPEN_CLIP_BLOCK = dict(
-    attn=SiteSpec(output="attn"), ffn=SiteSpec(output="mlp"), hidden_size="mlp.c_proj.out_features"
+    attn=SiteSpec(output="attn", norm="ln_1"),
+    ffn=SiteSpec(output="mlp", norm="ln_2"),
+    hidden_size="mlp.c_proj.out_features",
+    norm_position="pre",
 )
 
 register_backbone(

@@ -43,6 +43,8 @@ def check_spec(model: nn.Module, spec: BackboneSpec) -> None:
                 resolve_path(block, site.output)
                 if site.input:
                     resolve_path(block, site.input)
+                if site.norm:
+                    resolve_path(block, site.norm)
             resolve_path(block, tower.hidden_size)
         except (AttributeError, IndexError, TypeError) as error:
             raise ValueError(

@@ -1,0 +1,89 @@
+"""Placement math: what an adapter at a site reads, per block type (the equations are in ``docs/placements.md``).
+
+A site sits on a sublayer's output ``h`` (before the residual add). Besides ``h`` it may need the *stream*: the
+tensor the block adds ``h`` to. On a post-LN block (BERT, Wav2Vec2-base) that is the sublayer input ``x``; on a pre-LN
+block (ViT, CLIP, timm, open_clip) it is the residual ``r``, tapped where it enters the sublayer's LayerNorm. Every
+placement returns ``h + delta``, so the block's own residual add and LayerNorm then give:
+
+=====================  ======================================  =====================================
+``reads``              post-LN block output                    pre-LN block output
+=====================  ======================================  =====================================
+``output``             ``LN(x + h + A(h))``                    ``r + h + A(h)``
+``residual_sum``       ``LN(z + A(LN(z)))``, ``z = h + x``      ``z + A(z)``, ``z = r + h``
+``residual`` (par.)    ``LN(x + h + s*A(x))``                  ``r + h + s*A(r)``
+``sublayer_input``     ``LN(x + h + s*A(x))``                  ``r + h + s*A(LN(r))``
+=====================  ======================================  =====================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .specs import resolve_path
+
+STREAM_READS = ("residual_sum", "residual", "sublayer_input")
+
+
+@dataclass(frozen=True)
+class SitePlacement:
+    """What a site knows about its block: the norm position, the block's LayerNorm for this sublayer, and whether
+    the tapped stream is the residual before that LayerNorm (pre-LN) or the sublayer input."""
+
+    norm_position: str | None
+    norm: nn.Module | None
+    stream_before_norm: bool
+    tap_path: str | None
+
+
+def adapter_input(
+    placement: SitePlacement | None, reads: str, hidden: torch.Tensor, stream: torch.Tensor | None
+) -> torch.Tensor:
+    """The tensor an adapter that ``reads`` this gets, at a site whose sublayer output is ``hidden``."""
+    if reads == "output":
+        return hidden
+    if stream is None:
+        raise RuntimeError(
+            f"An adapter reading {reads!r} found no captured stream; was the sublayer skipped?"
+        )
+    if reads == "residual":
+        return stream
+    if reads == "sublayer_input":
+        return placement.norm(stream) if placement is not None and placement.stream_before_norm else stream
+    if reads == "residual_sum":
+        total = hidden + stream
+        return placement.norm(total) if placement.norm_position == "post" else total
+    raise ValueError(f"Unknown reads {reads!r}.")
+
+
+def plan_site(
+    tower, site_spec, block: nn.Module, reads: str, *, family: str, site_name: str
+) -> SitePlacement:
+    """Where a site of ``block`` taps its stream, and which LayerNorm it uses; the same for every adapter there.
+
+    Raises ``ValueError`` naming the spec field that is missing when ``reads`` needs it, before anything changes."""
+    position = tower.norm_position_of(block)
+    where = f"backbone spec {family!r}, site {site_name!r}"
+    if reads in ("residual", "residual_sum") and position is None:
+        raise ValueError(
+            f"reads={reads!r} needs to know whether the blocks are pre-LN or post-LN, but {where} has no "
+            "TowerSpec.norm_position; set it to 'pre' or 'post', or use reads='output' / 'sublayer_input'."
+        )
+    needs_norm = (position == "pre" and reads in ("residual", "residual_sum")) or (
+        position == "post" and reads == "residual_sum"
+    )
+    if needs_norm and site_spec.norm is None:
+        raise ValueError(
+            f"reads={reads!r} on a {position}-LN block needs the block's LayerNorm, but {where} has no "
+            "SiteSpec.norm; name it there (e.g. norm='norm2')."
+        )
+    norm = _unwrapped(resolve_path(block, site_spec.norm)) if site_spec.norm and position else None
+    before_norm = position == "pre" and norm is not None
+    return SitePlacement(position, norm, before_norm, site_spec.norm if before_norm else site_spec.input)
+
+
+def _unwrapped(module: nn.Module) -> nn.Module:
+    """The LayerNorm itself when an input tap already wraps it (calling the tap would capture again)."""
+    return getattr(module, "base_layer", module) if type(module).__name__ == "InputTap" else module
