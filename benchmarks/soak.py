@@ -4,43 +4,46 @@ process memory stays flat (no growth from cached graphs, hooks, metric states or
     python benchmarks/soak.py                          # 40 epochs of 4 train + 4 val batches, bundled data
     python benchmarks/soak.py --max-epochs 200 --limit-train-batches 8
 
-Every recipe option works (see ``recipes/vit_cifar.py --help``). Writes ``soak.json`` to the output folder with the
+Every recipe option works (see ``recipes/vit_cifar.py --help``) after this script's own ``--max-growth-mib``. Writes ``soak.json`` to the output folder with the
 resident set size (RSS) after every epoch, and exits with status 1 when memory grew by more than ``--max-growth-mib``
 between the end of the first epoch (everything allocated once) and the end of the run.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
-
-import common  # noqa: E402
-import vit_cifar  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for `recipes`
 
 from mm_adapters.lightning import ClassificationModule  # noqa: E402
 from mm_adapters.reliability import MemoryMonitor, peak_rss_mib, rss_mib  # noqa: E402
+from mm_adapters.runner import start  # noqa: E402
+from recipes import vit_cifar  # noqa: E402
+
+DEFAULTS = ["--preset", "demo", "--max-epochs", "40", "--limit-train-batches", "4", "--limit-val-batches", "4",
+            "--resume", "none", "--output-dir", "runs/soak"]  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = common.build_parser(__doc__, vit_cifar.PRESETS)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument(
         "--max-growth-mib", type=float, default=25.0, help="Allowed RSS growth (default: 25)."
     )
-    parser.set_defaults(
-        preset="demo", max_epochs=40, limit_train_batches=4, limit_val_batches=4, resume="none",
-        output_dir=Path("runs/soak"),
-    )  # fmt: skip
-    args = parser.parse_args(argv)
-    prepared = common.prepare(args, "soak", vit_cifar.PRESETS, vit_cifar.load_data, adapter_name="cifar10")
-    datamodule, names = prepared.data
-    settings = prepared.settings
-    module = ClassificationModule(prepared.backbone, len(names), lr=settings.lr, class_names=names)
+    args, recipe_argv = parser.parse_known_args(argv)
+    run = start(vit_cifar.Config, vit_cifar.load_data, [*DEFAULTS, *recipe_argv], adapter="cifar10")
+    datamodule, names = run.data
+    settings = run.config
+    module = ClassificationModule(run.backbone, len(names), lr=settings.lr, class_names=names)
     before = rss_mib()
     monitor = MemoryMonitor()
-    common.train_and_report(prepared, module, datamodule, callbacks=[monitor])
+    trainer = run.trainer(callbacks=[monitor])
+    run.fit(trainer, module, datamodule)
+    run.write(run.evaluate(trainer, module, datamodule))
     records = monitor.records
     first, last = records[0], records[-1]
     report = {

@@ -6,21 +6,18 @@
 
 The demo validates on all 872 sentences of the GLUE SST-2 validation set. ``--data`` also takes any CSV/TSV with
 a sentence and a label column (e.g. the bundled AG News: data/text/agnews/train.tsv; validation.tsv next to it).
+Presets: configs/bert_text/{demo,full}.yaml.
 """
 
 from __future__ import annotations
 
-import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import classify  # noqa: E402
-import common  # noqa: E402
-from lightning import LightningDataModule  # noqa: E402
-
-from mm_adapters.backbones import Backbone  # noqa: E402
-from mm_adapters.data import (  # noqa: E402
+from mm_adapters import runner
+from mm_adapters.backbones import Backbone
+from mm_adapters.data import (
+    AdapterDataModule,
     TextClassificationCollator,
     label_names,
     load_hub_or_local,
@@ -28,45 +25,49 @@ from mm_adapters.data import (  # noqa: E402
     sst2_tsv,
     to_class_labels,
 )
+from mm_adapters.lightning import ClassificationModule
 
-PRESETS = {
-    "demo": common.Preset(backbone="minilm", data="bundled:sst2", max_epochs=3, batch_size=32, lr=2e-3),
-    "full": common.Preset(
-        backbone="bert-base-uncased",
-        data="nyu-mll/glue",
-        max_epochs=3,
-        batch_size=32,
-        lr=5e-4,
-        warmup_steps=300,
-    ),
-}
 SST2_NAMES = ["negative", "positive"]
 
 
-def load_data(settings: common.Settings, backbone: Backbone) -> tuple[LightningDataModule, list[str]]:
+@dataclass
+class Config(runner.ClassificationConfig):
+    """The common options (see configs/bert_text/ for the presets)."""
+
+
+def load_data(config: Config, backbone: Backbone) -> tuple[AdapterDataModule, list[str]]:
     """Bundled SST-2 TSVs, GLUE SST-2 from the hub, or a train CSV/TSV with a validation file next to it."""
-    if settings.data == "bundled:sst2":
+    if config.data == "bundled:sst2":
         train, val = (
             load_text_table(sst2_tsv(split), label_names=SST2_NAMES) for split in ("train", "validation")
         )
-    elif settings.data == "nyu-mll/glue":
+    elif config.data == "nyu-mll/glue":
         train, val = (
-            to_class_labels(load_hub_or_local(settings.data, split, "sst2").rename_column("sentence", "text"))
+            to_class_labels(load_hub_or_local(config.data, split, "sst2").rename_column("sentence", "text"))
             for split in ("train", "validation")
         )
     else:
-        train_path = Path(settings.data)
+        train_path = Path(config.data)
         train = load_text_table(train_path)
         val = load_text_table(
             train_path.with_name(f"validation{train_path.suffix}"), label_names=label_names(train)
         )
     names = label_names(train)
     collate = TextClassificationCollator(backbone.tokenizer, backbone.max_length, num_classes=len(names))
-    return common.datamodule(settings, train, val, collate), names
+    return runner.datamodule(config, train, val, collate), names
 
 
 def main(argv: list[str] | None = None) -> dict:
-    return classify.run(__doc__, "bert_text", PRESETS, load_data, "sst2", argv)
+    run = runner.start(Config, load_data, argv, adapter="sst2")
+    datamodule, names = run.data
+    config = run.config
+    module = ClassificationModule(
+        run.backbone, len(names), lr=config.lr, warmup_steps=config.warmup_steps, class_names=names,
+        prefix_cache=config.prefix_cache,
+    )  # fmt: skip
+    trainer = run.trainer()
+    run.fit(trainer, module, datamodule)
+    return run.write(run.evaluate(trainer, module, datamodule))
 
 
 if __name__ == "__main__":

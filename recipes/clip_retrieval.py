@@ -14,27 +14,27 @@ trains all three with the same data, seed and steps (outputs in <output-dir>/<va
 also written to <output-dir>/metrics.json.
 
 Full data is a COCO 2017 folder (``train2017/``, ``val2017/`` and ``captions_{train,val}2017.json`` in it or in
-``annotations/``), downloaded from cocodataset.org; pass it with --data.
+``annotations/``), downloaded from cocodataset.org; pass it with --data. Presets: configs/clip_retrieval/{demo,full}.yaml.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from torch.utils.data import DataLoader
 
-import common  # noqa: E402
-import lightning as L  # noqa: E402
-from torch.utils.data import DataLoader  # noqa: E402
-
-import mm_adapters  # noqa: E402
-from mm_adapters.backbones import Backbone  # noqa: E402
-from mm_adapters.composition import FeatureAdapter, add_cross_modal_adapter  # noqa: E402
-from mm_adapters.composition.cross_modal import embedding_dim  # noqa: E402
-from mm_adapters.data import (  # noqa: E402
+import mm_adapters
+from mm_adapters import runner
+from mm_adapters.backbones import Backbone
+from mm_adapters.composition import FeatureAdapter, add_cross_modal_adapter
+from mm_adapters.composition.cross_modal import embedding_dim
+from mm_adapters.data import (
+    AdapterDataModule,
     CaptionFiles,
     ImageTransform,
     IndexedDataset,
@@ -42,21 +42,26 @@ from mm_adapters.data import (  # noqa: E402
     coco_mini,
     load_coco_captions,
 )
-from mm_adapters.lightning import RetrievalModule  # noqa: E402
+from mm_adapters.lightning import RetrievalModule
 
-PRESETS = {
-    "demo": common.Preset(
-        backbone="demo-clip", data="bundled:coco_mini", max_epochs=12, batch_size=32, lr=1e-2, reduction_factor=4
-    ),
-    "full": common.Preset(
-        backbone="ViT-B-32", pretrained="laion2b_s34b_b79k", data="coco2017", max_epochs=2, batch_size=128, lr=5e-4,
-        warmup_steps=200,
-    ),
-}  # fmt: skip
 SEEN_ROWS = 400  # training captions re-scored before and after training ("seen" images)
 VARIANTS = ("separate", "shared", "feature")
 ADAPTER_NAME = "retrieval"
 FEATURE_REDUCTION = 4  # CLIP-Adapter's bottleneck: embedding width / 4
+
+
+@dataclass
+class Config(runner.RecipeConfig):
+    """The common options, the adapter variant and the comparison of all three."""
+
+    variant: Literal["separate", "shared", "feature"] = runner.option(
+        "separate",
+        "separate: an adapter per tower; shared: the towers' adapters share a middle projection; feature: "
+        "CLIP-Adapter on the final embeddings, towers untouched.",
+    )
+    compare_variants: bool = runner.option(
+        False, "Train every variant (same data, seed and steps) and print one comparison table."
+    )
 
 
 def caption_files(data: str, split: str) -> CaptionFiles:
@@ -78,15 +83,15 @@ def caption_files(data: str, split: str) -> CaptionFiles:
     )
 
 
-def load_data(settings: common.Settings, backbone: Backbone) -> L.LightningDataModule:
+def load_data(config: Config, backbone: Backbone) -> AdapterDataModule:
     """Caption rows (one per caption, with its image id) for train and validation."""
-    train, val = (load_coco_captions(*caption_files(settings.data, split)) for split in ("train", "val"))
+    train, val = (load_coco_captions(*caption_files(config.data, split)) for split in ("train", "val"))
     transform = ImageTransform(backbone.image_size, backbone.image_mean, backbone.image_std, crop=True)
     collate = RetrievalCollator(transform, backbone.tokenizer, max_length=backbone.max_length)
-    return common.datamodule(settings, train, val, collate)
+    return runner.datamodule(config, train, val, collate)
 
 
-def seen_images(datamodule: L.LightningDataModule) -> DataLoader:
+def seen_images(datamodule: AdapterDataModule) -> DataLoader:
     """The first training captions, in order: recall on them shows what the adapters learned even where a demo
     backbone cannot generalise to unseen validation images."""
     rows = datamodule.train.select(range(min(SEEN_ROWS, len(datamodule.train))))
@@ -96,88 +101,61 @@ def seen_images(datamodule: L.LightningDataModule) -> DataLoader:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = common.build_parser(__doc__, PRESETS)
-    parser.add_argument(
-        "--variant",
-        choices=VARIANTS,
-        default="separate",
-        help="separate: an adapter per tower; shared: the towers' adapters share a middle projection; feature: "
-        "CLIP-Adapter on the final embeddings, towers untouched (default: separate).",
-    )
-    parser.add_argument(
-        "--compare-variants",
-        action="store_true",
-        help="Train every variant (same data, seed and steps) and print one comparison table.",
-    )
-    args = parser.parse_args(argv)
-    if args.compare_variants:
-        return compare_variants(args)
-    return run_variant(args, args.variant)
+    config = runner.parse_config(Config, argv)
+    if config.compare_variants:
+        return compare_variants(config)
+    return run_variant(config)
 
 
-def run_variant(args, variant: str) -> dict:
+def run_variant(config: Config) -> dict:
     """Train and evaluate one adapter variant; returns its metrics.json report."""
-    prepared = common.prepare(args, "clip_retrieval", PRESETS, load_data, adapter_name=ADAPTER_NAME)
-    settings = prepared.settings
-    module = build_module(prepared, variant)
-    seen = seen_images(prepared.data)
-
-    def zero_shot(trainer: L.Trainer) -> dict:
-        if settings.resume:
-            return {}
-        metrics = trainer.validate(module, datamodule=prepared.data, verbose=False)[0]
-        return {
-            "zero_shot_metrics": {k: round(float(v), 6) for k, v in metrics.items()},
+    run = runner.start(Config, load_data, adapter=ADAPTER_NAME, config=config)
+    module = build_module(run, config.variant)
+    datamodule, seen = run.data, seen_images(run.data)
+    trainer = run.trainer()
+    before = {}
+    if run.resume is None:  # zero-shot: the backbone before any adapter training
+        before = {
+            "zero_shot_metrics": _rounded(trainer.validate(module, datamodule=datamodule, verbose=False)[0]),
             "seen_images_before": _rounded(module.evaluate_recall(seen)),
         }
-
-    def after(output_dir: Path) -> dict:
-        return {"seen_images_after": _rounded(module.evaluate_recall(seen))}
-
-    return common.train_and_report(
-        prepared,
-        module,
-        prepared.data,
-        extra={"variant": variant},
-        before_fit=zero_shot,
-        after_validate=after,
-    )
+    run.fit(trainer, module, datamodule)
+    report = run.evaluate(trainer, module, datamodule)
+    report.update(variant=config.variant, **before, seen_images_after=_rounded(module.evaluate_recall(seen)))
+    return run.write(report)
 
 
-def build_module(prepared: common.Prepared, variant: str) -> RetrievalModule:
-    """Swap the separate adapter ``common.prepare`` added for the chosen variant, then build the module."""
+def build_module(run: runner.Run, variant: str) -> RetrievalModule:
+    """Swap the separate adapter ``runner.start`` added for the chosen variant, then build the module."""
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}.")
-    settings, model = prepared.settings, prepared.backbone.model
+    config, model = run.config, run.backbone.model
     feature_adapters = None
-    if variant != "separate" and prepared.adapter_name is not None:
-        config = mm_adapters.list_adapters(model)[prepared.adapter_name]
-        mm_adapters.delete_adapter(model, prepared.adapter_name)
+    if variant != "separate" and run.adapter_name is not None:
+        adapter_config = mm_adapters.list_adapters(model)[run.adapter_name]
+        mm_adapters.delete_adapter(model, run.adapter_name)
         if variant == "shared":
-            add_cross_modal_adapter(model, prepared.adapter_name, config, share="middle")
+            add_cross_modal_adapter(model, run.adapter_name, adapter_config, share="middle")
         else:
             model.requires_grad_(False)
             dim = embedding_dim(model)
             feature_adapters = {
                 tower: FeatureAdapter(dim, reduction_factor=FEATURE_REDUCTION) for tower in ("image", "text")
             }
-            prepared.adapter_name = None  # nothing inside the towers: the report says adapter None
+            run.adapter_name = None  # nothing inside the towers: the report says adapter None
     return RetrievalModule(
-        prepared.backbone,
-        lr=settings.lr,
-        warmup_steps=settings.warmup_steps,
-        feature_adapters=feature_adapters,
+        run.backbone, lr=config.lr, warmup_steps=config.warmup_steps, feature_adapters=feature_adapters
     )
 
 
-def compare_variants(args) -> dict:
+def compare_variants(config: Config) -> dict:
     """Train every variant into <output-dir>/<variant>/ and write one table to <output-dir>/metrics.json."""
     started = time.perf_counter()
-    root = args.output_dir or Path("runs") / "clip_retrieval"
-    reports = {}
-    for variant in VARIANTS:
-        args.output_dir = root / variant
-        reports[variant] = run_variant(args, variant)
+    root = Path(config.output_dir)
+    reports = {
+        variant: run_variant(dataclasses.replace(config, variant=variant, output_dir=root / variant))
+        for variant in VARIANTS
+    }
     rows = [comparison_row(variant, report) for variant, report in reports.items()]
     table = format_table(rows)
     print(f"\n{table}\n", flush=True)

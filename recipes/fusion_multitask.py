@@ -11,12 +11,15 @@ The table at the end compares the target task's validation accuracy and the trai
 
 Outputs (in --output-dir): metrics.json, fusion_weights.png (fusion attention, tokens x adapters per layer, on a
 few validation sentences), adapters/<task>/ (adapter + its head), fusion/ (fusion layers + target head), and per
-stage stages/<stage>/{logs/metrics.csv, curves.png, checkpoints/last.ckpt}.
+stage stages/<stage>/{logs/metrics.csv, curves.png, checkpoints/last.ckpt}. ``--resume auto`` (the default)
+continues each stage from its own checkpoint, so a killed run restarted with the same command picks up where it
+stopped. ``--data`` is ``bundled``, ``hub``, or a folder with ``sst2/`` and ``agnews/`` in it, each holding
+``train.tsv`` and ``validation.tsv`` (or ``.csv``) with a sentence and a label column. Presets:
+configs/fusion_multitask/{demo,full}.yaml.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import sys
@@ -24,21 +27,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import lightning as L
+import torch
+from datasets import Dataset
+from lightning.pytorch.utilities import rank_zero_only
 
-import common  # noqa: E402
-import lightning as L  # noqa: E402
-import torch  # noqa: E402
-from datasets import Dataset  # noqa: E402
-from plots import plot_curves  # noqa: E402
-
-import mm_adapters  # noqa: E402
-from mm_adapters.backbones import Backbone, BackboneNotFoundError, backbone_available, load_backbone  # noqa: E402
-from mm_adapters.data import (  # noqa: E402
+import mm_adapters
+from mm_adapters import runner
+from mm_adapters.backbones import Backbone
+from mm_adapters.data import (
     SST2_LABEL_NAMES,
-    DatasetUnavailableError,
     TextClassificationCollator,
     agnews_tsv,
     label_names,
@@ -47,8 +47,8 @@ from mm_adapters.data import (  # noqa: E402
     sst2_tsv,
     to_class_labels,
 )
-from mm_adapters.lightning import ClassificationModule  # noqa: E402
-from mm_adapters.reliability import NonFiniteLossError  # noqa: E402
+from mm_adapters.lightning import ClassificationModule
+from mm_adapters.reliability import CheckpointError, resolve_resume
 
 RECIPE = "fusion_multitask"
 FUSION = "fusion"
@@ -56,7 +56,7 @@ FUSION = "fusion"
 
 @dataclass(frozen=True)
 class TaskSource:
-    """Where one task's sentences come from: the bundled TSVs or a Hub data set."""
+    """Where one task's sentences come from: the bundled TSVs, a local folder or a Hub data set."""
 
     description: str
     bundled: Callable[[str], Path]
@@ -74,44 +74,21 @@ TASKS = {
 }  # fmt: skip
 
 
-@dataclass(frozen=True)
-class FusionPreset(common.Preset):
-    """The shared recipe defaults plus what the fusion stage and the data caps need."""
+@dataclass
+class Config(runner.RecipeConfig):
+    """The common options (stage 1 uses them as they are) plus the fusion stage and the data caps."""
 
-    fusion_max_steps: int = -1
-    """Optimizer steps of stage 2 and of the head-only baseline; -1 = no limit."""
-    fusion_lr: float = 2e-3
-    fusion_regularization: float = 0.01
-    """Weight of ``||W_value - I||^2`` in the stage-2 loss (AdapterHub's 0.01)."""
-    train_limit: int = 0
-    """Training rows per task (a seeded random subset); 0 = all."""
-    val_limit: int = 0
-    """Validation rows per task (a fixed random subset); 0 = all."""
-    max_length: int = 128
-    heatmap_sentences: int = 3
-
-
-@dataclass(frozen=True)
-class FusionSettings(FusionPreset):
-    """A preset with the command-line overrides applied."""
-
-    preset: str = "demo"
-    target: str = "sst2"
-    output_dir: Path = Path("runs") / RECIPE
-    seed: int = 0
-    precision: str = "32-true"
-
-
-PRESETS = {
-    "demo": FusionPreset(
-        backbone="minilm", data="bundled", max_epochs=1, max_steps=30, fusion_max_steps=20, batch_size=32, lr=2e-3,
-        fusion_lr=2e-3, max_length=64,
-    ),
-    "full": FusionPreset(
-        backbone="bert-base-uncased", data="hub", max_epochs=3, max_steps=4000, fusion_max_steps=2000, batch_size=32,
-        lr=5e-4, fusion_lr=5e-4, warmup_steps=200, max_length=128,
-    ),
-}  # fmt: skip
+    target: Literal["sst2", "agnews"] = runner.option("sst2", "The task the fusion is trained for.")
+    fusion_max_steps: int = runner.option(
+        -1, "Optimizer steps of stage 2 and of the head-only baseline; -1 = no limit."
+    )
+    fusion_lr: float = runner.option(2e-3, "AdamW learning rate of stage 2 and of the baseline.")
+    fusion_regularization: float = runner.option(
+        0.01, "Weight of ||W_value - I||^2 in the stage-2 loss (AdapterHub's 0.01)."
+    )
+    train_limit: int = runner.option(0, "Training rows per task (a seeded random subset); 0 = all.")
+    val_limit: int = runner.option(0, "Validation rows per task (a fixed random subset); 0 = all.")
+    heatmap_sentences: int = runner.option(3, "Validation sentences shown in fusion_weights.png.")
 
 
 @dataclass
@@ -140,130 +117,39 @@ class StageResult:
     """Training and validation of this stage."""
 
 
-# -- command line and settings --------------------------------------------------------------------------------------
-PRESET_OPTIONS: dict[str, tuple[type, str]] = {
-    "backbone": (str, "Backbone: demo name, hub id or local save_pretrained folder"),
-    "placement": (str, "Adapter placement"),
-    "reduction_factor": (float, "Hidden size / bottleneck size"),
-    "layers": (str, 'Layers with adapters: "all", "last:K" or "0,1,5"'),
-    "max_steps": (int, "Optimizer steps of each stage-1 adapter; -1 = no limit"),
-    "max_epochs": (int, "Epoch limit of every stage"),
-    "fusion_max_steps": (int, "Optimizer steps of stage 2 and of the head-only baseline; -1 = no limit"),
-    "batch_size": (int, "Batch size"),
-    "lr": (float, "AdamW learning rate of stage 1"),
-    "fusion_lr": (float, "AdamW learning rate of stage 2 and of the baseline"),
-    "fusion_regularization": (float, "Weight of ||W_value - I||^2 in the stage-2 loss"),
-    "warmup_steps": (int, "Linear warm-up steps before cosine decay"),
-    "train_limit": (int, "Training rows per task (seeded random subset); 0 = all"),
-    "val_limit": (int, "Validation rows per task (fixed random subset); 0 = all"),
-    "max_length": (int, "Tokens per sentence; longer ones are truncated"),
-    "heatmap_sentences": (int, "Validation sentences in the fusion heatmap"),
-}
-"""Options whose default comes from the preset: field -> (type, help)."""
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """Every option; preset-dependent ones show the preset's values in --help."""
-    demo, full = PRESETS["demo"], PRESETS["full"]
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add = parser.add_argument
-    add(
-        "--preset",
-        choices=("auto", "demo", "full"),
-        default="auto",
-        help="full: bert-base-uncased and the Hub data sets; demo: the packaged all-MiniLM-L6-v2 and the bundled "
-        "SST-2/AG News subsets, offline; auto: full when available, else demo (with a banner). Default: auto.",
-    )
-    add(
-        "--target",
-        choices=tuple(TASKS),
-        default="sst2",
-        help="Task the fusion is trained for (default: sst2).",
-    )
-    for field, (kind, text) in PRESET_OPTIONS.items():
-        add(
-            f"--{field.replace('_', '-')}",
-            type=kind,
-            choices=common.PLACEMENTS if field == "placement" else None,
-            help=f"{text} (demo: {getattr(demo, field)}, full: {getattr(full, field)}).",
-        )
-    add("--output-dir", type=Path, help=f"Where the run writes its outputs (default: runs/{RECIPE}).")
-    add(
-        "--seed",
-        type=int,
-        default=0,
-        help="Seed for adapter, fusion and head weights and data order (default: 0).",
-    )
-    add(
-        "--precision",
-        default="auto",
-        help='Lightning precision; "auto" = bf16-mixed on a GPU with bf16, else 32-true (default: auto).',
-    )
-    return parser
-
-
-def resolve_settings(args: argparse.Namespace, preset: str) -> FusionSettings:
-    """The preset's defaults with every option given on the command line applied."""
-    base = dataclasses.asdict(PRESETS[preset])
-    overrides = {field: getattr(args, field) for field in base if getattr(args, field, None) is not None}
-    precision = args.precision
-    if precision == "auto":
-        bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-        precision = "bf16-mixed" if bf16 else "32-true"
-    return FusionSettings(
-        **{**base, **overrides},
-        preset=preset,
-        target=args.target,
-        output_dir=args.output_dir or Path("runs") / RECIPE,
-        seed=args.seed,
-        precision=precision,
-    )
-
-
-def load_everything(args: argparse.Namespace) -> tuple[FusionSettings, Backbone, dict[str, TaskData]]:
-    """Settings, backbone and both tasks' data; ``--preset auto`` falls back to demo when full cannot be had."""
-    preset = args.preset
-    if preset == "auto":
-        backbone = args.backbone or PRESETS["full"].backbone
-        preset = "full" if backbone_available(backbone) else "demo"
-        if preset == "demo":
-            common.banner(
-                f"--preset auto: the full backbone {backbone!r} is not cached and the Hugging Face Hub is not "
-                "reachable (or HF_HUB_OFFLINE=1).\nRunning the DEMO preset instead: the packaged all-MiniLM-L6-v2 "
-                "and the bundled SST-2 / AG News subsets."
-            )
-    settings = resolve_settings(args, preset)
-    try:
-        return settings, *_load(settings)
-    except (BackboneNotFoundError, DatasetUnavailableError, FileNotFoundError) as error:
-        if args.preset != "auto" or preset == "demo":
-            sys.exit(f"error: {error}")
-        common.banner(f"The full preset is not available here ({error}).\nFalling back to the DEMO preset.")
-        settings = resolve_settings(args, "demo")
-        return settings, *_load(settings)
-
-
-def _load(settings: FusionSettings) -> tuple[Backbone, dict[str, TaskData]]:
-    backbone = load_backbone(settings.backbone, max_length=settings.max_length)
-    return backbone, {task: load_task(task, settings, backbone) for task in TASKS}
-
-
 # -- data -----------------------------------------------------------------------------------------------------------
-def load_task(task: str, settings: FusionSettings, backbone: Backbone) -> TaskData:
-    """A task's bundled TSVs (``data=bundled``) or Hub splits, capped at ``train_limit`` / ``val_limit`` rows."""
+def load_data(config: Config, backbone: Backbone) -> dict[str, TaskData]:
+    """Both tasks' data."""
+    return {task: load_task(task, config, backbone) for task in TASKS}
+
+
+def load_task(task: str, config: Config, backbone: Backbone) -> TaskData:
+    """A task's bundled TSVs, local folder or Hub splits, capped at ``train_limit`` / ``val_limit`` rows."""
     source = TASKS[task]
-    if settings.data == "bundled":
+    if config.data == "bundled":
         train = load_text_table(source.bundled("train"), label_names=source.label_names)
         val = load_text_table(source.bundled("validation"), label_names=label_names(train))
-    else:
+    elif config.data == "hub":
         train, val = (_hub_split(source, split) for split in source.hub_splits)
+    else:
+        train = load_text_table(_local_split(config.data, task, "train"))
+        val = load_text_table(_local_split(config.data, task, "validation"), label_names=label_names(train))
     names = label_names(train)
     collate = TextClassificationCollator(backbone.tokenizer, backbone.max_length, num_classes=len(names))
-    train = _subset(train, settings.train_limit, settings.seed)
-    val = _subset(val, settings.val_limit, 0)
+    train = _subset(train, config.train_limit, config.seed)
+    val = _subset(val, config.val_limit, 0)
     return TaskData(task, train, val, names, collate)
+
+
+def _local_split(folder: str, task: str, split: str) -> Path:
+    for suffix in (".tsv", ".csv"):
+        path = Path(folder).expanduser() / task / f"{split}{suffix}"
+        if path.is_file():
+            return path
+    raise FileNotFoundError(
+        f"No {task} {split} table in {folder}: expected {task}/{split}.tsv (or .csv) with a sentence and a label "
+        "column; pass --data bundled, --data hub, or a folder with sst2/ and agnews/ laid out like that."
+    )
 
 
 def _hub_split(source: TaskSource, split: str) -> Dataset:
@@ -297,30 +183,18 @@ class FusionClassificationModule(ClassificationModule):
 
 
 def run_stage(
-    settings: FusionSettings, stage: str, module: ClassificationModule, data: TaskData, max_steps: int
+    run: runner.Run, stage: str, module: ClassificationModule, data: TaskData, max_steps: int
 ) -> StageResult:
-    """Fit ``module`` on ``data`` for at most ``max_steps`` steps, validate it and plot its curves."""
+    """Fit ``module`` on ``data`` for at most ``max_steps`` steps (continuing from the stage's own checkpoint
+    under ``--resume auto``), validate it and plot its curves."""
     started = time.perf_counter()
-    output = settings.output_dir / "stages" / stage
-    run = common.Settings(
-        **{field.name: getattr(settings, field.name) for field in dataclasses.fields(common.Preset)},
-        preset=settings.preset,
-        recipe=RECIPE,
-        output_dir=output,
-        seed=settings.seed,
-        precision=settings.precision,
+    output = Path(run.config.output_dir) / "stages" / stage
+    print(
+        f"[{RECIPE}] stage {stage}: {mm_adapters.count_parameters(module).trainable:,} trainable parameters"
     )
-    run = dataclasses.replace(run, max_steps=max_steps, lr=module.lr)
-    trainable = mm_adapters.count_parameters(module).trainable
-    print(f"[{RECIPE}] stage {stage}: {trainable:,} trainable parameters", flush=True)
-    trainer = common.make_trainer(run, module.backbone.model)
-    datamodule = common.datamodule(run, data.train, data.val, data.collate)
-    try:
-        trainer.fit(module, datamodule=datamodule)
-    except NonFiniteLossError as error:
-        sys.exit(f"error: {error}")
-    checkpoint = output / "checkpoints" / common.CHECKPOINT_NAME
-    trainer.save_checkpoint(checkpoint, weights_only=False)
+    trainer = run.trainer(output_dir=output, max_steps=max_steps)
+    datamodule = runner.datamodule(run.config, data.train, data.val, data.collate)
+    checkpoint = run.fit(trainer, module, datamodule, resume=stage_resume(run.config, output))
     metrics = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
     counts = mm_adapters.count_parameters(module)
     return StageResult(
@@ -328,73 +202,80 @@ def run_stage(
         trainable_params=counts.trainable,
         total_params=counts.total,
         steps=trainer.global_step,
-        curves_png=str(plot_curves(output / "logs" / "metrics.csv", output / "curves.png")),
+        curves_png=str(runner.plot_curves(output / "logs" / "metrics.csv", output / "curves.png")),
         checkpoint=str(checkpoint),
         device=str(trainer.strategy.root_device),
         wall_time_s=round(time.perf_counter() - started, 1),
     )
 
 
-def train_task_adapter(settings: FusionSettings, backbone: Backbone, data: TaskData) -> StageResult:
+def stage_resume(config: Config, stage_dir: Path) -> str | None:
+    """``--resume auto``: the stage's own last.ckpt if an earlier run left one; ``none``: start over."""
+    if config.resume not in ("auto", "none"):
+        sys.exit(
+            f"error: {RECIPE} resumes each stage from its own checkpoint; pass --resume auto (the default) or "
+            f"--resume none, not {config.resume!r}."
+        )
+    try:
+        path = resolve_resume(config.resume, stage_dir)
+    except CheckpointError as error:
+        sys.exit(f"error: {error}")
+    return None if path is None else str(path)
+
+
+def train_task_adapter(run: runner.Run, data: TaskData) -> StageResult:
     """Stage 1: a new adapter named after the task, trained alone with its own head; saved with that head."""
-    L.seed_everything(settings.seed, verbose=False)
-    config = mm_adapters.AdapterConfig.preset(
-        settings.placement,
-        reduction_factor=settings.reduction_factor,
-        layers=common.parse_layers(settings.layers),
+    config, model = run.config, run.backbone.model
+    L.seed_everything(config.seed, verbose=False)
+    adapter = mm_adapters.AdapterConfig.preset(
+        config.placement, reduction_factor=config.reduction_factor, layers=runner.parse_layers(config.layers)
     )
-    mm_adapters.add_adapter(backbone.model, data.task, config)  # the only active and trainable adapter
-    module = _classifier(settings, backbone, data, settings.lr)
-    result = run_stage(settings, data.task, module, data, settings.max_steps)
-    folder = settings.output_dir / "adapters" / data.task
-    mm_adapters.save_adapter(backbone.model, data.task, folder, head=module.head, overwrite=True)
+    mm_adapters.add_adapter(model, data.task, adapter)  # the only active and trainable adapter
+    module = _classifier(run, data, config.lr)
+    result = run_stage(run, data.task, module, data, config.max_steps)
+    if rank_zero_only.rank == 0:  # under DDP/FSDP one process writes the outputs
+        folder = Path(config.output_dir) / "adapters" / data.task
+        mm_adapters.save_adapter(model, data.task, folder, head=module.head, overwrite=True)
     return result
 
 
-def train_head_on_adapter(
-    settings: FusionSettings, backbone: Backbone, adapter: str, data: TaskData
-) -> StageResult:
+def train_head_on_adapter(run: runner.Run, adapter: str, data: TaskData) -> StageResult:
     """Baseline: the frozen ``adapter`` with a new head for ``data``'s task, trained as long as the fusion."""
-    L.seed_everything(settings.seed, verbose=False)
-    mm_adapters.set_active_adapters(backbone.model, adapter)
-    backbone.model.requires_grad_(False)  # the adapter stays as stage 1 left it
-    module = _classifier(settings, backbone, data, settings.fusion_lr)
-    return run_stage(settings, f"{adapter}_head_for_{data.task}", module, data, settings.fusion_max_steps)
+    L.seed_everything(run.config.seed, verbose=False)
+    mm_adapters.set_active_adapters(run.backbone.model, adapter)
+    run.backbone.model.requires_grad_(False)  # the adapter stays as stage 1 left it
+    module = _classifier(run, data, run.config.fusion_lr)
+    return run_stage(run, f"{adapter}_head_for_{data.task}", module, data, run.config.fusion_max_steps)
 
 
-def train_fusion(settings: FusionSettings, backbone: Backbone, data: TaskData) -> StageResult:
+def train_fusion(run: runner.Run, data: TaskData) -> StageResult:
     """Stage 2: fusion layers over every task adapter plus a new head; backbone and adapters frozen."""
-    L.seed_everything(settings.seed, verbose=False)
-    mm_adapters.add_fusion(backbone.model, list(TASKS), name=FUSION)  # activates Fuse(*TASKS)
+    config, model = run.config, run.backbone.model
+    L.seed_everything(config.seed, verbose=False)
+    mm_adapters.add_fusion(model, list(TASKS), name=FUSION)  # activates Fuse(*TASKS)
     module = FusionClassificationModule(
-        backbone,
-        len(data.names),
-        FUSION,
-        settings.fusion_regularization,
-        lr=settings.fusion_lr,
-        warmup_steps=settings.warmup_steps,
-        class_names=data.names,
-    )
-    result = run_stage(settings, FUSION, module, data, settings.fusion_max_steps)
-    mm_adapters.save_fusion(
-        backbone.model, FUSION, settings.output_dir / FUSION, head=module.head, overwrite=True
-    )
+        run.backbone, len(data.names), FUSION, config.fusion_regularization, lr=config.fusion_lr,
+        warmup_steps=config.warmup_steps, class_names=data.names,
+    )  # fmt: skip
+    result = run_stage(run, FUSION, module, data, config.fusion_max_steps)
+    if rank_zero_only.rank == 0:
+        mm_adapters.save_fusion(
+            model, FUSION, Path(config.output_dir) / FUSION, head=module.head, overwrite=True
+        )
     return result
 
 
-def _classifier(
-    settings: FusionSettings, backbone: Backbone, data: TaskData, lr: float
-) -> ClassificationModule:
+def _classifier(run: runner.Run, data: TaskData, lr: float) -> ClassificationModule:
     return ClassificationModule(
-        backbone, len(data.names), lr=lr, warmup_steps=settings.warmup_steps, class_names=data.names
+        run.backbone, len(data.names), lr=lr, warmup_steps=run.config.warmup_steps, class_names=data.names
     )
 
 
 # -- fusion heatmap, table, report ----------------------------------------------------------------------------------
-def write_heatmap(settings: FusionSettings, backbone: Backbone, data: TaskData) -> dict[str, Any]:
+def write_heatmap(config: Config, backbone: Backbone, data: TaskData) -> dict[str, Any]:
     """Fusion attention on the first validation sentences (their real tokens one after another, padding left out)
     as a PNG, and each layer's mean weight per adapter over those tokens."""
-    count = min(max(1, settings.heatmap_sentences), len(data.val))
+    count = min(max(1, config.heatmap_sentences), len(data.val))
     rows = [dict(data.val[i], index=i) for i in range(count)]
     device = next(backbone.parameters()).device
     batch = {key: value.to(device) for key, value in data.collate(rows).items()}
@@ -406,7 +287,7 @@ def write_heatmap(settings: FusionSettings, backbone: Backbone, data: TaskData) 
     per_token = {
         key: torch.cat([w[i][real[i]] for i in range(len(rows))]).float() for key, w in weights.items()
     }
-    png = mm_adapters.plot_fusion_weights(per_token, settings.output_dir / "fusion_weights.png", adapters)
+    png = mm_adapters.plot_fusion_weights(per_token, config.output_dir / "fusion_weights.png", adapters)
     means = {
         f"{tower}.{layer}.{site}": dict(zip(adapters, [round(v, 4) for v in w.mean(0).tolist()], strict=True))
         for (tower, layer, site), w in sorted(per_token.items())
@@ -420,14 +301,14 @@ def write_heatmap(settings: FusionSettings, backbone: Backbone, data: TaskData) 
 
 
 def comparison(
-    settings: FusionSettings,
+    config: Config,
     stage1: dict[str, StageResult],
     baseline: StageResult,
     fusion: StageResult,
     other: str,
 ) -> list[dict[str, Any]]:
     """The table's rows: each adapter with its own head, the other adapter with a target head, the fusion."""
-    target = settings.target
+    target = config.target
     rows = [
         {
             "setup": f"{task} adapter + its head",
@@ -483,46 +364,49 @@ def print_table(report: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    started = time.perf_counter()
-    settings, backbone, tasks = load_everything(build_parser().parse_args(argv))
-    settings.output_dir.mkdir(parents=True, exist_ok=True)
-    print(
-        f"[{RECIPE}] preset={settings.preset} backbone={backbone.name} target={settings.target}", flush=True
-    )
-    stage1 = {task: train_task_adapter(settings, backbone, data) for task, data in tasks.items()}
-    other = next(task for task in TASKS if task != settings.target)
-    baseline = train_head_on_adapter(settings, backbone, other, tasks[settings.target])
-    fusion = train_fusion(settings, backbone, tasks[settings.target])
+    run = runner.start(Config, load_data, argv)
+    config, tasks = run.config, run.data
+    print(f"[{RECIPE}] target={config.target}", flush=True)
+    stage1 = {task: train_task_adapter(run, data) for task, data in tasks.items()}
+    other = next(task for task in TASKS if task != config.target)
+    baseline = train_head_on_adapter(run, other, tasks[config.target])
+    fusion = train_fusion(run, tasks[config.target])
+    if rank_zero_only.rank != 0:
+        return {"metrics": fusion.metrics}
+    output = Path(config.output_dir)
     report = {
         "recipe": RECIPE,
-        "preset": settings.preset,
-        "backbone": backbone.name,
-        "target": settings.target,
-        "adapter": settings.placement,
-        "reduction_factor": settings.reduction_factor,
-        "layers": settings.layers,
+        "preset": config.preset,
+        "backbone": run.backbone.name,
+        "target": config.target,
+        "adapter": config.placement,
+        "reduction_factor": config.reduction_factor,
+        "layers": config.layers,
         "metrics": fusion.metrics,
-        "comparison": comparison(settings, stage1, baseline, fusion, other),
+        "comparison": comparison(config, stage1, baseline, fusion, other),
         "stage1": {task: dataclasses.asdict(result) for task, result in stage1.items()},
         "baseline": {"adapter": other, **dataclasses.asdict(baseline)},
         "fusion": {"adapters": list(TASKS), **dataclasses.asdict(fusion)},
-        "adapter_dirs": {task: str(settings.output_dir / "adapters" / task) for task in TASKS},
-        "fusion_dir": str(settings.output_dir / FUSION),
-        **write_heatmap(settings, backbone, tasks[settings.target]),
+        "adapter_dirs": {task: str(output / "adapters" / task) for task in TASKS},
+        "fusion_dir": str(output / FUSION),
+        **write_heatmap(config, run.backbone, tasks[config.target]),
         "train_rows": {task: len(data.train) for task, data in tasks.items()},
         "val_rows": {task: len(data.val) for task, data in tasks.items()},
-        "settings": {key: str(value) if isinstance(value, Path) else value for key, value in dataclasses.asdict(settings).items()},
+        "settings": yaml_safe(config),
         "device": fusion.device,
-        "output_dir": str(settings.output_dir),
-        "wall_time_s": round(time.perf_counter() - started, 1),
-    }  # fmt: skip
-    (settings.output_dir / "metrics.json").write_text(json.dumps(report, indent=2))
+        "output_dir": str(output),
+        "wall_time_s": round(time.perf_counter() - run.started, 1),
+    }
+    (output / "metrics.json").write_text(json.dumps(report, indent=2))
     print_table(report)
     return report
 
 
-def _stage_report(result: StageResult) -> dict[str, Any]:
-    return dataclasses.asdict(result)
+def yaml_safe(config: Config) -> dict[str, Any]:
+    return {
+        key: str(value) if isinstance(value, Path) else value
+        for key, value in dataclasses.asdict(config).items()
+    }
 
 
 if __name__ == "__main__":

@@ -5,22 +5,19 @@
 
 The demo task is speaker-dependent (each accent has one or two speakers, present in both splits): it shows the
 pipeline, not accent recognition in the wild. Outputs as for every recipe, plus confusion_matrix.png.
+Presets: configs/wav2vec_accent/{demo,full}.yaml.
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+from dataclasses import dataclass
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from datasets import Audio
 
-import classify  # noqa: E402
-import common  # noqa: E402
-from datasets import Audio  # noqa: E402
-from lightning import LightningDataModule  # noqa: E402
-
-from mm_adapters.backbones import Backbone  # noqa: E402
-from mm_adapters.data import (  # noqa: E402
+from mm_adapters import runner
+from mm_adapters.backbones import Backbone
+from mm_adapters.data import (
+    AdapterDataModule,
     AudioClassificationCollator,
     fsdd_csv,
     label_names,
@@ -28,27 +25,24 @@ from mm_adapters.data import (  # noqa: E402
     load_hub_or_local,
     to_class_labels,
 )
+from mm_adapters.lightning import ClassificationModule
 
-PRESETS = {
-    "demo": common.Preset(
-        backbone="demo-wav2vec2", data="bundled:fsdd", max_epochs=12, batch_size=16, lr=1e-2, reduction_factor=4
-    ),
-    "full": common.Preset(
-        backbone="facebook/wav2vec2-base", data="westbrook/English_Accent_DataSet", max_epochs=3, batch_size=16,
-        lr=1e-3, warmup_steps=200,
-    ),
-}  # fmt: skip
 HUB_SPLITS, HUB_AUDIO, HUB_LABEL = ("train", "test"), "audio", "accent"
 
 
-def load_data(settings: common.Settings, backbone: Backbone) -> tuple[LightningDataModule, list[str]]:
+@dataclass
+class Config(runner.ClassificationConfig):
+    """The common options (see configs/wav2vec_accent/ for the presets)."""
+
+
+def load_data(config: Config, backbone: Backbone) -> tuple[AdapterDataModule, list[str]]:
     """(path, accent) CSVs of the bundled clips, or a hub data set with ``audio`` and ``accent`` columns."""
-    if settings.data == "bundled:fsdd":
+    if config.data == "bundled:fsdd":
         train, val = (load_audio_csv(fsdd_csv("accent", split)) for split in ("train", "val"))
         audio_column, label_column = "path", "label"
     else:
         train, val = (
-            to_class_labels(load_hub_or_local(settings.data, split), HUB_LABEL).cast_column(
+            to_class_labels(load_hub_or_local(config.data, split), HUB_LABEL).cast_column(
                 HUB_AUDIO, Audio(decode=False)
             )
             for split in HUB_SPLITS
@@ -62,11 +56,20 @@ def load_data(settings: common.Settings, backbone: Backbone) -> tuple[LightningD
         label_column=label_column,
         num_classes=len(names),
     )
-    return common.datamodule(settings, train, val, collate), names
+    return runner.datamodule(config, train, val, collate), names
 
 
 def main(argv: list[str] | None = None) -> dict:
-    return classify.run(__doc__, "wav2vec_accent", PRESETS, load_data, "accent", argv)
+    run = runner.start(Config, load_data, argv, adapter="accent")
+    datamodule, names = run.data
+    config = run.config
+    module = ClassificationModule(
+        run.backbone, len(names), lr=config.lr, warmup_steps=config.warmup_steps, class_names=names,
+        prefix_cache=config.prefix_cache,
+    )  # fmt: skip
+    trainer = run.trainer()
+    run.fit(trainer, module, datamodule)
+    return run.write(run.evaluate(trainer, module, datamodule))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ test_data_*.py; docs/errors.md lists them all)."""
 from __future__ import annotations
 
 import re
-import sys
 import warnings
 from pathlib import Path
 
@@ -19,13 +18,10 @@ from mm_adapters.data import AudioClassificationCollator, TextClassificationColl
 
 from tiny_backbones import hf_bert
 
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
-
 
 def run_recipe(*argv: str) -> str:
     """Run recipes/vit_cifar.py in this process; return the message it exits with."""
-    sys.path.insert(0, str(RECIPES))
-    import vit_cifar
+    from recipes import vit_cifar
 
     with pytest.raises(SystemExit) as exit_info:
         vit_cifar.main(list(argv))
@@ -133,8 +129,7 @@ def test_resuming_a_run_made_with_other_settings(tmp_path):
     common = [
         "--preset", "demo", "--data", str(data), "--output-dir", str(tmp_path / "out"), "--max-steps", "1",
     ]  # fmt: skip
-    sys.path.insert(0, str(RECIPES))
-    import vit_cifar
+    from recipes import vit_cifar
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

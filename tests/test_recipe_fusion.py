@@ -2,23 +2,21 @@
 
 import importlib
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
-
-import mm_adapters  # noqa: E402
-from mm_adapters.backbones import load_backbone  # noqa: E402
+import mm_adapters
+from mm_adapters import runner
+from mm_adapters.backbones import load_backbone
 
 TINY = ["--preset", "demo", "--backbone", "demo-bert", "--max-steps", "2", "--fusion-max-steps", "2",
         "--batch-size", "4", "--train-limit", "16", "--val-limit", "8", "--heatmap-sentences", "2"]  # fmt: skip
 
 
 def run(output: Path, *args: str) -> dict:
-    return importlib.import_module("fusion_multitask").main([*TINY, "--output-dir", str(output), *args])
+    return importlib.import_module("recipes.fusion_multitask").main([*TINY, "--output-dir", str(output), *args])
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +87,8 @@ def test_fusion_weights_are_a_distribution_over_both_adapters(sst2_run):
 
 def test_saved_adapters_and_fusion_reload_and_reproduce_the_reported_validation(sst2_run):
     output, report = sst2_run
-    recipe = importlib.import_module("fusion_multitask")
-    settings = recipe.resolve_settings(recipe.build_parser().parse_args(TINY), "demo")
+    recipe = importlib.import_module("recipes.fusion_multitask")
+    settings = runner.parse_config(recipe.Config, TINY)
     backbone = load_backbone("demo-bert", max_length=settings.max_length)  # seeded: the run's base weights
     for task in ("sst2", "agnews"):
         mm_adapters.load_adapter(backbone.model, output / "adapters" / task, set_active=False)
@@ -120,7 +118,7 @@ def test_target_agnews_fuses_for_topic_classification(tmp_path):
 
 def test_help_lists_every_option(capsys):
     with pytest.raises(SystemExit):
-        importlib.import_module("fusion_multitask").main(["--help"])
+        importlib.import_module("recipes.fusion_multitask").main(["--help"])
     text = capsys.readouterr().out
     for option in ("--preset", "--target", "--backbone", "--placement", "--reduction-factor", "--layers",
                    "--max-steps", "--max-epochs", "--fusion-max-steps", "--batch-size", "--lr", "--fusion-lr",
@@ -131,4 +129,4 @@ def test_help_lists_every_option(capsys):
 def test_full_preset_fails_fast_offline(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(SystemExit, match="HF_HUB_OFFLINE=1"):
-        importlib.import_module("fusion_multitask").main(["--preset", "full", "--output-dir", str(tmp_path)])
+        importlib.import_module("recipes.fusion_multitask").main(["--preset", "full", "--output-dir", str(tmp_path)])

@@ -2,8 +2,6 @@
 
 import importlib
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -12,14 +10,12 @@ import mm_adapters as mma
 from mm_adapters.backbones import load_backbone
 from mm_adapters.lightning import RetrievalModule
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
-
 TINY = ["--preset", "demo", "--max-steps", "1", "--batch-size", "16", "--limit-val-batches", "1"]
 COUNT_KEYS = {"separate": "separate", "shared": "shared_middle", "feature": "feature"}
 
 
 def test_compare_variants_trains_each_variant_and_writes_one_table(tmp_path, capsys):
-    recipe = importlib.import_module("clip_retrieval")
+    recipe = importlib.import_module("recipes.clip_retrieval")
     summary = recipe.main([*TINY, "--output-dir", str(tmp_path), "--compare-variants"])
     assert summary == json.loads((tmp_path / "metrics.json").read_text())
     rows = {row["variant"]: row for row in summary["compare_variants"]}

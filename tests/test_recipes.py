@@ -2,14 +2,10 @@
 
 import importlib
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
-sys.path.insert(0, str(RECIPES))
 
 TINY = ["--preset", "demo", "--max-steps", "2", "--batch-size", "4", "--limit-val-batches", "2"]
 CLASSIFICATION = {"vit_cifar", "wav2vec_accent", "bert_text"}
@@ -17,7 +13,7 @@ EXTRA = {"bert_text": ["--backbone", "demo-bert"]}  # the real MiniLM is tested 
 
 
 def run(recipe: str, output: Path, *args: str) -> dict:
-    return importlib.import_module(recipe).main(
+    return importlib.import_module(f"recipes.{recipe}").main(
         [*TINY, "--output-dir", str(output), *EXTRA.get(recipe, []), *args]
     )
 
@@ -71,12 +67,12 @@ def test_placement_and_layers_options_reach_the_adapter(tmp_path):
 def test_full_preset_fails_fast_offline(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(SystemExit, match="HF_HUB_OFFLINE=1"):
-        importlib.import_module("vit_cifar").main(["--preset", "full", "--output-dir", str(tmp_path)])
+        importlib.import_module("recipes.vit_cifar").main(["--preset", "full", "--output-dir", str(tmp_path)])
 
 
 def test_auto_preset_falls_back_to_demo_with_a_banner(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    report = importlib.import_module("wav2vec_accent").main(
+    report = importlib.import_module("recipes.wav2vec_accent").main(
         ["--preset", "auto", "--max-steps", "1", "--limit-val-batches", "1", "--output-dir", str(tmp_path)]
     )
     assert report["preset"] == "demo" and report["backbone"] == "demo-wav2vec2"
@@ -90,7 +86,7 @@ def test_backbone_that_names_nothing_is_a_clear_error(tmp_path):
 
 def test_help_lists_every_option(capsys):
     with pytest.raises(SystemExit):
-        importlib.import_module("clip_retrieval").main(["--help"])
+        importlib.import_module("recipes.clip_retrieval").main(["--help"])
     text = capsys.readouterr().out
     for option in ("--preset", "--backbone", "--data", "--placement", "--reduction-factor", "--layers", "--max-epochs",
                    "--max-steps", "--batch-size", "--lr", "--output-dir", "--seed", "--resume"):  # fmt: skip
@@ -98,7 +94,7 @@ def test_help_lists_every_option(capsys):
 
 
 def test_run_demos_prints_one_summary_table(tmp_path, capsys):
-    importlib.import_module("run_demos").main(
+    importlib.import_module("recipes.run_demos").main(
         [
             "--recipes",
             "wav2vec_accent",

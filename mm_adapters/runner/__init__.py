@@ -1,0 +1,38 @@
+"""The recipe runner: a typed config per recipe (jsonargparse, YAML presets, ``--config``, ``--print-config``) and
+one run's Trainer, fit and outputs. See ``recipes/`` for the recipes built on it and ``run.py`` for the shape of one.
+"""
+
+from .cli import banner, dump_config, parse_config, resolve_config
+from .config import (
+    AdapterOptions,
+    ClassificationConfig,
+    DataOptions,
+    RecipeConfig,
+    RunOptions,
+    TrainerOptions,
+    option,
+    parse_layers,
+)
+from .plots import plot_confusion, plot_curves
+from .run import Run, datamodule, resolve_precision, start
+
+__all__ = [
+    "AdapterOptions",
+    "ClassificationConfig",
+    "DataOptions",
+    "RecipeConfig",
+    "Run",
+    "RunOptions",
+    "TrainerOptions",
+    "banner",
+    "datamodule",
+    "dump_config",
+    "option",
+    "parse_config",
+    "parse_layers",
+    "plot_confusion",
+    "plot_curves",
+    "resolve_config",
+    "resolve_precision",
+    "start",
+]

@@ -1,0 +1,259 @@
+"""One recipe run: backbone, data and adapter (:func:`start`), then a Lightning Trainer, ``fit`` and the outputs
+every recipe writes (metrics.json, the exported adapter, checkpoints/last.ckpt, CSV logs, curves.png, and
+confusion_matrix.png for classifiers).
+
+A recipe reads::
+
+    run = runner.start(Config, load_data, argv, adapter="cifar10")   # parse, seed, backbone, data, adapter
+    datamodule, names = run.data
+    module = ClassificationModule(run.backbone, len(names), lr=run.config.lr, ...)
+    trainer = run.trainer()
+    run.fit(trainer, module, datamodule)
+    return run.write(run.evaluate(trainer, module, datamodule))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import lightning as L  # noqa: E402
+import torch  # noqa: E402
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar  # noqa: E402
+from lightning.pytorch.loggers import CSVLogger  # noqa: E402
+
+from .. import add_adapter, count_parameters  # noqa: E402
+from ..backbones import Backbone, BackboneNotFoundError, load_backbone  # noqa: E402
+from ..config import AdapterConfig  # noqa: E402
+from ..data import AdapterDataModule, DatasetUnavailableError  # noqa: E402
+from ..lightning import AdapterTaskModule, export_adapter  # noqa: E402
+from ..reliability import (  # noqa: E402
+    AtomicCheckpointIO,
+    CheckpointError,
+    FiniteLossGuard,
+    NonFiniteLossError,
+    checkpoint_mismatch,
+    make_strategy,
+    resolve_resume,
+)
+from .cli import banner, resolve_config  # noqa: E402
+from .config import RecipeConfig, parse_layers  # noqa: E402
+from .plots import plot_confusion, plot_curves  # noqa: E402
+
+# The frozen backbone runs in eval mode on purpose (see AdapterTaskModule.on_train_epoch_start).
+warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
+
+CHECKPOINT = Path("checkpoints") / "last.ckpt"
+ConfigT = TypeVar("ConfigT", bound=RecipeConfig)
+UNAVAILABLE = (BackboneNotFoundError, DatasetUnavailableError, FileNotFoundError)
+
+
+@dataclass
+class Run:
+    """A run's config, backbone and data, and the checkpoint it resumes from."""
+
+    config: Any
+    recipe: str
+    backbone: Backbone
+    data: Any
+    adapter_name: str | None
+    resume: str | None
+    started: float = dataclasses.field(default_factory=time.perf_counter)
+
+    def trainer(
+        self, output_dir: Path | None = None, callbacks: Sequence[Callback] = (), **overrides: Any
+    ) -> L.Trainer:
+        """A Trainer that logs to CSV, keeps the last trainable-only checkpoint (written atomically, after every
+        epoch or every ``checkpoint_every_n_steps``), stops at a NaN/Inf loss and shows a progress bar.
+        ``overrides`` replace config fields (``max_steps=...``) for this trainer only."""
+        config = dataclasses.replace(self.config, **overrides)
+        output = Path(output_dir or config.output_dir)
+        return L.Trainer(
+            max_epochs=config.max_epochs,
+            max_steps=config.max_steps,
+            limit_train_batches=config.limit_train_batches,
+            limit_val_batches=config.limit_val_batches,
+            accelerator="auto",
+            devices=config.devices,
+            num_nodes=config.num_nodes,
+            strategy=make_strategy(config.strategy, self.backbone.model),
+            precision=resolve_precision(config.precision),
+            logger=CSVLogger(output, name="", version="logs"),
+            plugins=[AtomicCheckpointIO()],
+            callbacks=[
+                FiniteLossGuard(),
+                *callbacks,
+                ModelCheckpoint(
+                    dirpath=output / CHECKPOINT.parent,
+                    save_last=True,
+                    save_top_k=0,
+                    every_n_train_steps=config.checkpoint_every_n_steps or None,
+                ),
+                TQDMProgressBar(),
+            ],
+            log_every_n_steps=1,
+            num_sanity_val_steps=0,
+            enable_model_summary=False,
+            deterministic="warn",
+        )
+
+    def fit(
+        self,
+        trainer: L.Trainer,
+        module: AdapterTaskModule,
+        datamodule: L.LightningDataModule,
+        resume: str | None | type[Ellipsis] = ...,
+    ) -> Path:
+        """``trainer.fit`` from the run's checkpoint (``resume`` overrides it), then save ``last.ckpt``; exits with
+        what to do when the checkpoint was written with other settings or the loss became NaN/Inf."""
+        resume = self.resume if resume is ... else resume
+        mismatch = None if resume is None else checkpoint_mismatch(resume, module)
+        if mismatch is not None:
+            sys.exit(
+                f"error: {resume} was written by a run with other settings ({mismatch}). Pass --resume none to "
+                "start over (that checkpoint will be replaced) or use another --output-dir."
+            )
+        try:
+            trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+        except NonFiniteLossError as error:
+            sys.exit(f"error: {error}")
+        checkpoint = Path(trainer.logger.root_dir if trainer.logger else self.config.output_dir) / CHECKPOINT
+        trainer.save_checkpoint(checkpoint, weights_only=False)
+        return checkpoint
+
+    def evaluate(
+        self, trainer: L.Trainer, module: AdapterTaskModule, datamodule: L.LightningDataModule
+    ) -> dict[str, Any]:
+        """Validate, export the adapter and head, and the report every recipe writes (rank 0 only: the other
+        processes get the metrics alone). Classifiers also get confusion_matrix.png."""
+        config, output = self.config, Path(self.config.output_dir)
+        final = _rounded(trainer.validate(module, datamodule=datamodule, verbose=False)[0])
+        if not trainer.is_global_zero:  # under DDP/FSDP one process writes the outputs
+            return {"metrics": final}
+        checkpoint = output / CHECKPOINT
+        counts = count_parameters(module)
+        adapted = self.adapter_name is not None
+        report = {
+            "recipe": self.recipe,
+            "preset": config.preset,
+            "backbone": self.backbone.name,
+            "data": config.data,
+            "adapter": config.placement if adapted else None,
+            "reduction_factor": config.reduction_factor if adapted else None,
+            "layers": config.layers if adapted else None,
+            "metrics": final,
+            "trainable_params": counts.trainable,
+            "total_params": counts.total,
+            "trainable_percent": round(counts.trainable_percent, 4),
+            "epochs": trainer.current_epoch,
+            "steps": trainer.global_step,
+            "device": str(trainer.strategy.root_device),
+            "precision": str(trainer.precision),
+            "seed": config.seed,
+            "checkpoint": str(checkpoint),
+            "checkpoint_bytes": checkpoint.stat().st_size,
+            "exported_adapter": str(export_adapter(module, output / "adapter")),
+            "resumed_from": self.resume,
+            "curves_png": str(plot_curves(output / "logs" / "metrics.csv", output / "curves.png")),
+        }
+        confusion = getattr(module, "confusion_matrix", None)
+        if confusion is not None:
+            png = plot_confusion(confusion, module.class_names, output / "confusion_matrix.png")
+            report["confusion_matrix_png"] = str(png)
+        return report
+
+    def write(self, report: dict[str, Any]) -> dict[str, Any]:
+        """Add the wall time, write metrics.json (rank 0) and print a one-paragraph summary."""
+        if "recipe" not in report:  # not global rank 0
+            return report
+        report["wall_time_s"] = round(time.perf_counter() - self.started, 1)  # loading, training and outputs
+        (Path(self.config.output_dir) / "metrics.json").write_text(json.dumps(report, indent=2))
+        metrics = ", ".join(f"{k}={v:.4f}" for k, v in report["metrics"].items())
+        print(
+            f"\n[{self.recipe}] {report['preset']} preset, backbone {report['backbone']}: {metrics}\n"
+            f"  trainable {report['trainable_params']:,} of {report['total_params']:,} parameters "
+            f"({report['trainable_percent']:.2f}%), {report['wall_time_s']:.0f} s; outputs in "
+            f"{self.config.output_dir}",
+            flush=True,
+        )
+        return report
+
+    def datamodule(self, train: Any, val: Any, collate: Callable) -> AdapterDataModule:
+        """The data helper's module with this run's batch size, workers and seed."""
+        return datamodule(self.config, train, val, collate)
+
+
+def datamodule(config: RecipeConfig, train: Any, val: Any, collate: Callable) -> AdapterDataModule:
+    """Train and validation rows batched with the config's batch size, workers and seed."""
+    return AdapterDataModule(
+        train, val, collate, batch_size=config.batch_size, num_workers=config.num_workers, seed=config.seed
+    )
+
+
+def start(
+    config_cls: type[ConfigT],
+    load_data: Callable[[ConfigT, Backbone], Any],
+    argv: Sequence[str] | None = None,
+    adapter: str | None = None,
+    *,
+    config: ConfigT | None = None,
+) -> Run:
+    """Parse the config (or take ``config``, already parsed), seed, load the backbone and ``load_data(config, backbone)``, add the ``adapter`` (none
+    with ``linear_probe`` or ``adapter=None``). Under ``--preset auto`` a full backbone or data set that cannot be
+    had here falls back to the demo preset, with a banner."""
+    config, requested = (config, config.preset) if config is not None else resolve_config(config_cls, argv)
+    try:
+        backbone, data = _load(config, load_data)
+    except UNAVAILABLE as error:
+        if requested != "auto" or config.preset == "demo":
+            sys.exit(f"error: {error}")
+        banner(f"The full preset is not available here ({error}).\nFalling back to the DEMO preset.")
+        config, _ = resolve_config(config_cls, argv, preset="demo")
+        backbone, data = _load(config, load_data)
+    except ValueError as error:  # a data set folder that is missing, empty or has one class, bad labels ...
+        sys.exit(f"error: {error}")
+    recipe = Path(sys.modules[config_cls.__module__].__file__).stem
+    try:
+        resume = resolve_resume(config.resume, config.output_dir)
+    except CheckpointError as error:
+        sys.exit(f"error: {error}")
+    if resume is not None:
+        print(f"[{recipe}] resuming from {resume}", flush=True)
+    name = None if getattr(config, "linear_probe", False) else adapter
+    if name is not None:
+        adapter_config = AdapterConfig.preset(
+            config.placement, reduction_factor=config.reduction_factor, layers=parse_layers(config.layers)
+        )
+        add_adapter(backbone.model, name, adapter_config)
+    elif adapter is not None:
+        backbone.model.requires_grad_(False)
+    print(f"[{recipe}] preset={config.preset} backbone={backbone.name} data={config.data}", flush=True)
+    Path(config.output_dir).mkdir(parents=True, exist_ok=True)
+    return Run(config, recipe, backbone, data, name, None if resume is None else str(resume))
+
+
+def resolve_precision(precision: str) -> str:
+    """``auto``: bf16-mixed on a GPU that has it, else 32-true; anything else as given."""
+    if precision != "auto":
+        return precision
+    return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
+
+
+def _load(config: RecipeConfig, load_data: Callable) -> tuple[Backbone, Any]:
+    L.seed_everything(config.seed, verbose=False)
+    backbone = load_backbone(config.backbone, pretrained=config.pretrained, max_length=config.max_length)
+    return backbone, load_data(config, backbone)
+
+
+def _rounded(metrics: dict[str, Any]) -> dict[str, float]:
+    return {key: round(float(value), 6) for key, value in metrics.items()}
