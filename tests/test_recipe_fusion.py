@@ -16,7 +16,9 @@ TINY = ["--preset", "demo", "--backbone", "demo-bert", "--max-steps", "2", "--fu
 
 
 def run(output: Path, *args: str) -> dict:
-    return importlib.import_module("recipes.fusion_multitask").main([*TINY, "--output-dir", str(output), *args])
+    return importlib.import_module("recipes.fusion_multitask").main(
+        [*TINY, "--output-dir", str(output), *args]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -129,4 +131,6 @@ def test_help_lists_every_option(capsys):
 def test_full_preset_fails_fast_offline(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(SystemExit, match="HF_HUB_OFFLINE=1"):
-        importlib.import_module("recipes.fusion_multitask").main(["--preset", "full", "--output-dir", str(tmp_path)])
+        importlib.import_module("recipes.fusion_multitask").main(
+            ["--preset", "full", "--output-dir", str(tmp_path)]
+        )

@@ -7,14 +7,18 @@ from pathlib import Path
 import pytest
 import torch
 
-TINY = ["--preset", "demo", "--max-steps", "2", "--batch-size", "4", "--limit-val-batches", "2"]
+TINY_CONFIG = "preset: demo\nmax_steps: 2\nbatch_size: 4\nlimit_val_batches: 2\n"
 CLASSIFICATION = {"vit_cifar", "wav2vec_accent", "bert_text"}
 EXTRA = {"bert_text": ["--backbone", "demo-bert"]}  # the real MiniLM is tested in test_backbones
 
 
 def run(recipe: str, output: Path, *args: str) -> dict:
+    """The recipe from a ``--config`` file holding the tiny settings, then ``args`` as command-line overrides."""
+    output.mkdir(parents=True, exist_ok=True)
+    config = output.parent / f"{output.name}.yaml"
+    config.write_text(TINY_CONFIG + f"output_dir: {output}\n")
     return importlib.import_module(f"recipes.{recipe}").main(
-        [*TINY, "--output-dir", str(output), *EXTRA.get(recipe, []), *args]
+        ["--config", str(config), *EXTRA.get(recipe, []), *args]
     )
 
 

@@ -4,6 +4,7 @@ one run's Trainer, fit and outputs. See ``recipes/`` for the recipes built on it
 
 from .cli import banner, dump_config, parse_config, resolve_config
 from .config import (
+    PRESET_NAMES,
     AdapterOptions,
     ClassificationConfig,
     DataOptions,
@@ -17,6 +18,7 @@ from .plots import plot_confusion, plot_curves
 from .run import Run, datamodule, resolve_precision, start
 
 __all__ = [
+    "PRESET_NAMES",
     "AdapterOptions",
     "ClassificationConfig",
     "DataOptions",

@@ -112,6 +112,10 @@ def resolve_config(
     if given["backbone"] is not None and given["pretrained"] is None:
         values["pretrained"] = None  # the preset's open_clip tag belongs to the preset's backbone
     values["output_dir"] = Path(values["output_dir"] or Path("runs") / files.recipe)
+    hints = typing.get_type_hints(config_cls)
+    for name, value in values.items():  # YAML writes 4 for 4.0: keep float fields floats
+        if hints[name] is float and isinstance(value, int) and not isinstance(value, bool):
+            values[name] = float(value)
     config = config_cls(**values)
     try:
         parse_layers(config.layers)

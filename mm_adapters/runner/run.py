@@ -127,7 +127,7 @@ class Run:
             trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
         except NonFiniteLossError as error:
             sys.exit(f"error: {error}")
-        checkpoint = Path(trainer.logger.root_dir if trainer.logger else self.config.output_dir) / CHECKPOINT
+        checkpoint = Path(trainer.checkpoint_callback.dirpath) / CHECKPOINT.name
         trainer.save_checkpoint(checkpoint, weights_only=False)
         return checkpoint
 
