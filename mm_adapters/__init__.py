@@ -4,6 +4,8 @@ from .composition import (
     BatchSplit,
     FeatureAdapter,
     Fuse,
+    Parallel,
+    Stack,
     add_cross_modal_adapter,
     add_fusion,
     cross_modal_parameter_counts,
@@ -15,6 +17,7 @@ from .composition import (
     record_fusion_weights,
     save_fusion,
     set_adapter_drop,
+    split_tasks,
 )
 from .config import AdapterConfig
 from .errors import AdapterLoadError
@@ -43,7 +46,9 @@ __all__ = [
     "Fuse",
     "InputTap",
     "ParameterCount",
+    "Parallel",
     "SiteSpec",
+    "Stack",
     "TowerSpec",
     "active_adapters",
     "adapted_layers",
@@ -68,5 +73,6 @@ __all__ = [
     "save_fusion",
     "set_active_adapters",
     "set_adapter_drop",
+    "split_tasks",
     "supported_models",
 ]

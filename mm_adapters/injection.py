@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Any
 
 from torch import nn
 
 from .config import AdapterConfig
 from .layers import BottleneckAdapter
 from .placements import plan_site
+from .plugins import composition_method
 from .site import AdapterSite, InputTap
 from .specs import BackboneSpec, resolve_parent, resolve_path
 from .state import backbone_signature, check_name, get_state, has_adapters, iter_sites, tower_layers
-
-if TYPE_CHECKING:
-    from .composition.blocks import CompositionBlock
 
 
 def add_adapter(
@@ -66,21 +64,17 @@ def add_adapter(
     return model
 
 
-def set_active_adapters(model: nn.Module, names: str | Sequence[str] | CompositionBlock | None) -> None:
+def set_active_adapters(model: nn.Module, names: str | Sequence[str] | Any | None) -> None:
     """Use ``names`` in the forward pass: one name, a list to stack in order, or None for the plain base model.
 
     Active adapters become trainable; all other adapters (and fusion layers) are frozen. A composition block
-    (``mm_adapters.Fuse``, ``mm_adapters.BatchSplit``) activates fusion or per-sample adapters instead.
+    (``mm_adapters.Fuse``, ``BatchSplit``, ``Parallel``, ``Stack``) is run by the composition method registered
+    for it (:mod:`mm_adapters.plugins`).
     """
-    # imported here, not at the top: the composition package builds on this module
-    from .composition.blocks import CompositionBlock
-
-    if isinstance(names, CompositionBlock):
-        from .composition.activation import activate_composition
-
-        activate_composition(model, names)
-        return
     state = get_state(model)
+    if names is not None and not isinstance(names, (str, list, tuple)):
+        composition_method(names).activate(model, names)
+        return
     if names is None:
         active: tuple[str, ...] = ()
     elif isinstance(names, str):
@@ -92,6 +86,7 @@ def set_active_adapters(model: nn.Module, names: str | Sequence[str] | Compositi
         raise ValueError(f"No adapter named {missing} on this model; it has {sorted(state.configs)}.")
     if len(set(active)) != len(active):
         raise ValueError(f"An adapter is listed twice in {list(active)}.")
+    state.remove_hooks()
     state.active = active
     state.composition = None
     _apply_active(model, active)

@@ -15,6 +15,7 @@ from .atomic import write_directory_atomically
 from .config import AdapterConfig
 from .errors import AdapterLoadError
 from .injection import add_adapter, delete_adapter, set_active_adapters
+from .plugins import shared_adapter_builder
 from .state import backbone_signature, check_name, get_state, iter_sites
 
 CONFIG_FILE = "adapter_config.json"
@@ -138,11 +139,12 @@ def load_adapter(
     previously_active = get_state(model, create=True).setup
     if document.get("share") is None:
         add_adapter(model, name, config, set_active=False)
-    else:
-        # imported here, not at the top: the composition package builds on this module
-        from .composition.cross_modal import add_cross_modal_adapter
-
-        add_cross_modal_adapter(model, name, config, share=document["share"], set_active=False)
+    else:  # towers share parameters: rebuilt by the builder registered for that share mode
+        try:
+            builder = shared_adapter_builder(document["share"])
+        except ValueError as error:
+            raise AdapterLoadError(f"{folder / CONFIG_FILE}: {error}") from error
+        builder(model, name, config, share=document["share"], set_active=False)
     try:
         copy_checked(site_tensors(model, name), tensors, folder / WEIGHTS_FILE, "does not match its config")
         if head is not None:

@@ -76,19 +76,22 @@ class AdapterSite(_Wrapper):
         self.site = site
         self.hidden_size = hidden_size
         self.adapters = nn.ModuleDict()
-        # AdapterFusion layers over some of ``adapters`` (mm_adapters.composition)
+        # AdapterFusion layers over some of ``adapters`` (the Fuse composition method adds them)
         self.fusions = nn.ModuleDict()
         self.active: tuple[str, ...] = ()
-        # per-site plan of a Fuse / BatchSplit setup; None stacks ``active`` in order
+        # the active composition's plan for this site (``apply(site, hidden, sublayer_input)``); None stacks
+        # ``active`` in order
         self.composition: Any = None
-        self.dropped = False  # AdapterDrop: run the plain sublayer
+        self._dropped = False  # AdapterDrop: run the plain sublayer
         self._tap: tuple[InputTap, ...] = ()  # a tuple keeps the tap out of this module's children
         # where the stream is tapped and which LayerNorm residual-reading placements use (mm_adapters.placements)
         self.placement: SitePlacement | None = None
+        self._refresh()
 
     # -- configuration (never changed inside forward) ---------------------------------------------------------
     def add(self, name: str, adapter: BottleneckAdapter) -> None:
         self.adapters[name] = adapter
+        self._refresh()
 
     def remove(self, name: str) -> None:
         del self.adapters[name]
@@ -99,8 +102,16 @@ class AdapterSite(_Wrapper):
         stacking them in order."""
         self.active = tuple(n for n in names if n in self.adapters)
         self.composition = composition if self.active else None
-        if self._tap:
-            self._tap[0].enabled = self.needs_input
+        self._refresh()
+
+    @property
+    def dropped(self) -> bool:
+        return self._dropped
+
+    @dropped.setter
+    def dropped(self, value: bool) -> None:
+        self._dropped = bool(value)
+        self._refresh()
 
     @property
     def needs_input(self) -> bool:
@@ -112,33 +123,48 @@ class AdapterSite(_Wrapper):
 
     def attach_tap(self, tap: InputTap | None) -> None:
         self._tap = (tap,) if tap is not None else ()
-        if tap is not None:
-            tap.enabled = self.needs_input
+        self._refresh()
 
     @property
     def tap(self) -> InputTap | None:
         return self._tap[0] if self._tap else None
 
+    def _refresh(self) -> None:
+        """Work out once, outside forward, what forward does: the base call, and the adapters to stack (as
+        (adapter, what it reads) pairs) or the composition plan; nothing when dropped or inactive."""
+        runs = bool(self.active) and not self._dropped
+        needs_input = runs and self.needs_input
+        if self._tap:
+            self._tap[0].enabled = needs_input
+        # plain attributes (not submodules), so forward never goes through Module.__getattr__
+        self._base = (self._modules["base_layer"],)
+        self._stack = (
+            tuple((self.adapters[n], self.adapters[n].reads) for n in self.active)
+            if runs and self.composition is None
+            else ()
+        )
+        self._plan = self.composition if runs else None
+        self._needs_input = needs_input
+
     # -- forward ----------------------------------------------------------------------------------------------
     def forward(self, *args: Any, **kwargs: Any) -> Any:
-        out = self.base_layer(*args, **kwargs)
-        if not self.active or self.dropped:
-            if self._tap:
-                self._tap[0].captured = None
+        out = self._base[0](*args, **kwargs)
+        if not self._stack and self._plan is None:
             return out
         sublayer_input = None
-        if self.needs_input:
+        if self._needs_input:
             sublayer_input = self._tap[0].take() if self._tap else first_input(args, kwargs)
-        if isinstance(out, tuple):
+        if type(out) is tuple:
             return (self.adapt(out[0], sublayer_input), *out[1:])
         return self.adapt(out, sublayer_input)
 
     def adapt(self, hidden: torch.Tensor, sublayer_input: torch.Tensor | None) -> torch.Tensor:
         """Apply the active adapters, stacked in order (or as the active composition), to the output ``hidden``."""
-        if self.composition is not None:
-            return self.composition.apply(self, hidden, sublayer_input)
-        for name in self.active:
-            hidden = hidden + self.adapters[name](self.adapter_input(name, hidden, sublayer_input))
+        if self._plan is not None:
+            return self._plan.apply(self, hidden, sublayer_input)
+        for adapter, reads in self._stack:
+            x = hidden if reads == "output" else adapter_input(self.placement, reads, hidden, sublayer_input)
+            hidden = adapter(x, hidden)
         return hidden
 
     def extra_repr(self) -> str:

@@ -26,11 +26,21 @@ class AdapterState:
     active: tuple[str, ...] = ()
     """Every adapter the forward pass uses (for a composition: all the adapters it names)."""
     composition: Any = None
-    """The active composition block (``mm_adapters.Fuse`` / ``BatchSplit``), or None when ``active`` is stacked."""
+    """The active composition block (``mm_adapters.Fuse``, ``BatchSplit``, ``Parallel``), or None when ``active``
+    is stacked."""
+    hooks: list = field(default_factory=list)
+    """Hook handles the active composition installed (``Parallel`` replicates the batch with them); removed when
+    another setup is activated."""
     fusions: dict[str, tuple[str, ...]] = field(default_factory=dict)
     """AdapterFusion layers: fusion name -> the adapters it fuses, in weight order."""
     shared: dict[str, str] = field(default_factory=dict)
     """Cross-modal adapters whose towers share parameters: adapter name -> share mode (e.g. ``"middle"``)."""
+
+    def remove_hooks(self) -> None:
+        """Remove what the previous composition installed (call after checking the new setup, before applying it)."""
+        for handle in self.hooks:
+            handle.remove()
+        self.hooks.clear()
 
     @property
     def setup(self) -> Any:

@@ -1,9 +1,14 @@
-"""Adapter composition: AdapterFusion, AdapterDrop, per-sample adapters (BatchSplit) and cross-modal adapters.
+"""Adapter composition: stacking, AdapterFusion, per-sample adapters (BatchSplit), many tasks in one pass
+(Parallel), AdapterDrop and cross-modal adapters.
+
+Each composition method is one file registered with :func:`mm_adapters.plugins.register_composition`: ``stack.py``,
+``fuse.py``, ``batch_split.py``, ``parallel.py``.
 
 The Lightning callback for stochastic AdapterDrop lives in :mod:`mm_adapters.composition.drop_callback`.
 """
 
-from .blocks import BatchSplit, CompositionBlock, Fuse
+from .batch_split import BatchSplit
+from .blocks import CompositionBlock
 from .cross_modal import (
     SharedBottleneckAdapter,
     add_cross_modal_adapter,
@@ -20,10 +25,13 @@ from .drop import (
     time_adapter_drop,
 )
 from .feature_adapter import FeatureAdapter
+from .fuse import Fuse
 from .fusion import add_fusion, delete_fusion, fusion_regularization_loss, list_fusions
 from .fusion_io import fusion_state_dict, load_fusion, save_fusion
 from .fusion_layer import FusionLayer
 from .fusion_weights import plot_fusion_weights, record_fusion_weights
+from .parallel import Parallel, split_tasks
+from .stack import Stack
 
 __all__ = [
     "BatchSplit",
@@ -32,7 +40,9 @@ __all__ = [
     "FeatureAdapter",
     "Fuse",
     "FusionLayer",
+    "Parallel",
     "SharedBottleneckAdapter",
+    "Stack",
     "add_cross_modal_adapter",
     "add_fusion",
     "cross_modal_parameter_counts",
@@ -50,5 +60,6 @@ __all__ = [
     "save_fusion",
     "set_adapter_drop",
     "shared_bottleneck_size",
+    "split_tasks",
     "time_adapter_drop",
 ]

@@ -1,101 +1,95 @@
-"""Activating a composition block: check it against the model, give every site its plan, set what trains.
+"""What the composition methods share: children of a block (an adapter name, a list of names, another block,
+or None), and activating a block with one plan per site.
 
-Trainable after activation: adapters named directly (alone, or in a stacked list) and the fusion layers of every
-:class:`Fuse`; the adapters inside a ``Fuse`` are frozen (AdapterFusion's stage 2). Everything else is frozen.
+Trainable after activation: adapters named directly (alone, or in a stack) and the fusion layers of every ``Fuse``;
+the adapters inside a ``Fuse`` are frozen (AdapterFusion's stage 2). Everything else is frozen.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from torch import nn
 
+from ..plugins import composition_method
 from ..site import AdapterSite
 from ..state import AdapterState, get_state, iter_sites
-from .blocks import BatchSplit, CompositionBlock, Fuse
-from .plans import FusePlan, SplitPlan, StackPlan
+from .stack import stack_plan
+
+Child = Any
+"""An adapter name, a tuple of names (stacked), a composition block, or None (the plain base model)."""
 
 
-def activate_composition(model: nn.Module, block: CompositionBlock) -> None:
+def child_names(child: Child) -> tuple[str, ...]:
+    if child is None:
+        return ()
+    if isinstance(child, str):
+        return (child,)
+    if isinstance(child, tuple):
+        return child
+    return child.adapter_names()
+
+
+def resolve_child(state: AdapterState, child: Child) -> Child:
+    if child is None or isinstance(child, (str, tuple)):
+        return child
+    return composition_method(child).resolve(state, child)
+
+
+def child_trained(child: Child) -> tuple[set[str], set[str]]:
+    if child is None:
+        return set(), set()
+    if isinstance(child, (str, tuple)):
+        return set(child_names(child)), set()
+    return composition_method(child).trained(child)
+
+
+def child_plan(child: Child, site: AdapterSite) -> Any:
+    if child is None:
+        return None
+    if isinstance(child, (str, tuple)):
+        return stack_plan(child_names(child), site)
+    return composition_method(child).site_plan(child, site)
+
+
+def union_trained(children) -> tuple[set[str], set[str]]:
+    adapters: set[str] = set()
+    fusions: set[str] = set()
+    for child in children:
+        more_adapters, more_fusions = child_trained(child)
+        adapters |= more_adapters
+        fusions |= more_fusions
+    return adapters, fusions
+
+
+def activate_block(
+    model: nn.Module, block: Any, plan_for: Callable[[Any, AdapterSite], Any] | None = None
+) -> Any:
+    """Make ``block`` the model's setup: resolve it, check its adapters exist, give each site its plan
+    (``plan_for(block, site)``, default the method's ``site_plan``) and set what trains. Returns the resolved block."""
     state = get_state(model)
-    block = _resolve(state, block)
+    method = composition_method(block)
+    block = method.resolve(state, block)
     names = block.adapter_names()
     missing = [n for n in names if n not in state.configs]
     if missing:
         raise ValueError(f"No adapter named {missing} on this model; it has {sorted(state.configs)}.")
-    trained_adapters, trained_fusions = _trained(block)
+    trained_adapters, trained_fusions = method.trained(block)
+    plan_for = plan_for or method.site_plan
+    state.remove_hooks()
     state.active = names
     state.composition = block
     for site in iter_sites(model):
-        plan = _site_plan(block, site)
+        plan = plan_for(block, site)
         site.set_active(names if plan is not None else (), plan)
         for adapter_name, adapter in site.adapters.items():
             adapter.requires_grad_(adapter_name in trained_adapters)
         for fusion_name, fusion in site.fusions.items():
             fusion.requires_grad_(fusion_name in trained_fusions)
+    return block
 
 
-def fusion_for(state: AdapterState, fuse: Fuse) -> str:
-    """The name of the fusion layer a :class:`Fuse` means: its ``name``, or the one fusion over its adapters."""
-    if fuse.name is not None:
-        if fuse.name not in state.fusions:
-            raise ValueError(
-                f"No fusion named {fuse.name!r}; this model has {sorted(state.fusions)} (add_fusion)."
-            )
-        if set(state.fusions[fuse.name]) != set(fuse.adapters):
-            raise ValueError(
-                f"Fusion {fuse.name!r} fuses {list(state.fusions[fuse.name])}, not {list(fuse.adapters)}."
-            )
-        return fuse.name
-    matches = [name for name, fused in state.fusions.items() if set(fused) == set(fuse.adapters)]
-    if not matches:
-        raise ValueError(
-            f"No fusion over {list(fuse.adapters)}; add one with mm_adapters.add_fusion(model, {list(fuse.adapters)}) "
-            "or load_fusion."
-        )
-    if len(matches) > 1:
-        raise ValueError(
-            f"Fusions {matches} all fuse {list(fuse.adapters)}; pick one with Fuse(..., name=...)."
-        )
-    return matches[0]
-
-
-# -- internals ------------------------------------------------------------------------------------------------------
-def _resolve(state: AdapterState, block: CompositionBlock) -> CompositionBlock:
-    """The block with every Fuse named and listing its adapters in the fusion's weight order."""
-    if isinstance(block, Fuse):
-        name = fusion_for(state, block)
-        return Fuse(*state.fusions[name], name=name)
-    if isinstance(block, BatchSplit):
-        children = [_resolve(state, c) if isinstance(c, Fuse) else c for c in block.children]
-        return BatchSplit(*children, batch_sizes=block.batch_sizes)
-    raise TypeError(f"Unknown composition block {block!r}; use mm_adapters.Fuse or mm_adapters.BatchSplit.")
-
-
-def _trained(block: CompositionBlock) -> tuple[set[str], set[str]]:
-    children = block.children if isinstance(block, BatchSplit) else (block,)
-    adapters, fusions = set(), set()
-    for child in children:
-        if isinstance(child, Fuse):
-            fusions.add(child.name)
-        elif isinstance(child, str):
-            adapters.add(child)
-        elif child is not None:
-            adapters.update(child)
-    return adapters, fusions
-
-
-def _site_plan(block: CompositionBlock, site: AdapterSite) -> StackPlan | FusePlan | SplitPlan | None:
-    if isinstance(block, BatchSplit):
-        plans = tuple(_child_plan(child, site) for child in block.children)
-        return SplitPlan(plans, block.batch_sizes) if any(plans) else None
-    return _child_plan(block, site)
-
-
-def _child_plan(child, site: AdapterSite) -> StackPlan | FusePlan | None:
-    if child is None:
-        return None
-    if isinstance(child, Fuse):
-        present = tuple(n for n in child.adapters if n in site.adapters)
-        return FusePlan(child.name, present) if present and child.name in site.fusions else None
-    names = (child,) if isinstance(child, str) else child
-    present = tuple(n for n in names if n in site.adapters)
-    return StackPlan(present) if present else None
+def activate_composition(model: nn.Module, block: Any) -> None:
+    """Activate any registered composition block (what ``set_active_adapters`` does with a block)."""
+    composition_method(block).activate(model, block)

@@ -17,6 +17,7 @@ from torch import nn
 from ..config import AdapterConfig
 from ..injection import add_adapter, delete_adapter, set_active_adapters
 from ..layers import BottleneckAdapter
+from ..plugins import register_shared_adapter
 from ..site import AdapterSite
 from ..specs import BackboneSpec, detect_spec
 from ..state import backbone_signature, get_state, has_adapters, iter_sites
@@ -32,12 +33,8 @@ class SharedBottleneckAdapter(BottleneckAdapter):
         super().__init__(hidden_size, config)
         self.middle = middle
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        hidden = self.act(self.middle(self.act(self.down(x.to(self.down.weight.dtype)))))
-        delta = self.up(self.dropout(hidden))
-        if self.scaling != 1.0:
-            delta = delta * self.scaling
-        return delta.to(x.dtype)
+    def bottleneck(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.act(self.middle(self.act(self.down(x)))))
 
 
 def add_cross_modal_adapter(
@@ -177,3 +174,6 @@ def _identity_linear(size: int) -> nn.Linear:
 
 def _numel(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
+
+
+register_shared_adapter("middle", add_cross_modal_adapter)

@@ -14,7 +14,9 @@ from typing import Any
 
 from torch import nn
 
-from ..state import iter_sites
+from ..injection import set_active_adapters
+from ..plugins import composition_method
+from ..state import get_state, has_adapters, iter_sites
 
 
 def set_adapter_drop(model: nn.Module, layers: int | Mapping[str, int]) -> None:
@@ -40,6 +42,16 @@ def set_adapter_drop(model: nn.Module, layers: int | Mapping[str, int]) -> None:
     for site in sites:
         count = counts.get(site.tower, 0) if counts is not None else layers
         site.dropped = site.layer_index < count
+    _refresh_compositions(model)
+
+
+def _refresh_compositions(model: nn.Module) -> None:
+    """Re-activate setups whose plans depend on what is dropped (Parallel: where the batch branches)."""
+    for module in model.modules():
+        if has_adapters(module):
+            block = get_state(module).composition
+            if block is not None and composition_method(block).follows_drop:
+                set_active_adapters(module, block)
 
 
 def dropped_layers(model: nn.Module) -> dict[str, int]:

@@ -8,9 +8,10 @@ import torch
 from torch import nn
 
 from ..injection import set_active_adapters
+from ..plugins import composition_method
 from ..state import check_name, get_state, has_adapters, iter_sites
 from .activation import activate_composition
-from .blocks import Fuse
+from .fuse import Fuse
 from .fusion_layer import FusionLayer
 
 
@@ -78,5 +79,4 @@ def fusion_regularization_loss(model: nn.Module, name: str) -> torch.Tensor:
 
 
 def _uses_fusion(block: object, name: str) -> bool:
-    children = getattr(block, "children", (block,))
-    return any(isinstance(child, Fuse) and child.name == name for child in children)
+    return block is not None and name in composition_method(block).trained(block)[1]

@@ -23,7 +23,7 @@ from ..serialization import (
 )
 from ..state import backbone_signature, check_name, get_state
 from .activation import activate_composition
-from .blocks import Fuse
+from .fuse import Fuse
 from .fusion import add_fusion, delete_fusion
 
 CONFIG_FILE = "fusion_config.json"

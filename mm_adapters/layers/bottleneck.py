@@ -36,11 +36,29 @@ class BottleneckAdapter(nn.Module):
             nn.init.zeros_(self.up.weight)
             nn.init.zeros_(self.up.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        """The adapter output for ``x``; with ``residual``, ``residual + output``, the add fused into the
+        up-projection (one pass over the hidden state instead of two)."""
+        weight = self.up.weight
+        if (
+            residual is not None
+            and residual.dtype == x.dtype == weight.dtype
+            and not torch.is_autocast_enabled(x.device.type)
+        ):
+            inner = self.bottleneck(x)
+            shape = residual.shape
+            out = torch.add(residual.reshape(-1, shape[-1]), self.up.bias, alpha=self.scaling)
+            out.addmm_(inner.reshape(-1, inner.shape[-1]), weight.t(), alpha=self.scaling)
+            return out.view(shape)
         # Under autocast the projections choose their own dtype; casting x to the (fp32) weights first would only
         # add two passes over the hidden state.
         inner = x if torch.is_autocast_enabled(x.device.type) else x.to(self.down.weight.dtype)
-        delta = self.up(self.dropout(self.act(self.down(inner))))
+        delta = self.up(self.bottleneck(inner))
         if self.scaling != 1.0:
             delta = delta * self.scaling
-        return delta.to(x.dtype)
+        delta = delta.to(x.dtype)
+        return delta if residual is None else residual + delta
+
+    def bottleneck(self, x: torch.Tensor) -> torch.Tensor:
+        """The bottleneck activations that the up-projection reads."""
+        return self.dropout(self.act(self.down(x)))

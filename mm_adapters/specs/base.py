@@ -37,6 +37,12 @@ class TowerSpec:
     ffn: SiteSpec
     hidden_size: str
     """Attribute path, relative to one block, that gives the hidden size (e.g. ``mlp.fc2.out_features``)."""
+    batch_args: tuple[str, ...] = ()
+    """Block ``forward`` arguments besides the hidden state that carry the batch in dim 0 (attention masks, position
+    biases): ``Parallel`` repeats them where it replicates the batch inside the tower."""
+    parallel_branch: bool = True
+    """False where the model's code after the blocks indexes their output with the input batch (CLIP's text tower
+    pools at each sample's end-of-text token), so ``Parallel`` cannot replicate the batch inside this tower."""
     norm_position: str | Callable[[nn.Module], str] | None = None
     """``"post"`` (LayerNorm after each residual add: BERT, Wav2Vec2-base) or ``"pre"`` (LayerNorm before each
     sublayer: ViT, CLIP); a function of one block where a family has both. None: unknown, so placements that

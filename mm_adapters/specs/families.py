@@ -17,7 +17,7 @@ register_backbone(
     BackboneSpec(
         family="hf_bert",
         class_names=("BertModel", "RobertaModel", "XLMRobertaModel", "CamembertModel", "ElectraModel"),
-        towers={"text": TowerSpec(layers="encoder.layer", **_HF_BERT_LAYER)},
+        towers={"text": TowerSpec(layers="encoder.layer", batch_args=("attention_mask",), **_HF_BERT_LAYER)},
     )
 )
 
@@ -45,6 +45,7 @@ _HF_CLIP_LAYER = dict(
     ffn=SiteSpec(output="mlp", norm="layer_norm2"),
     hidden_size="mlp.fc2.out_features",
     norm_position="pre",
+    batch_args=("attention_mask", "causal_attention_mask"),
 )
 
 register_backbone(
@@ -53,7 +54,7 @@ register_backbone(
         class_names=("CLIPModel",),
         towers={
             "vision": TowerSpec(layers="vision_model.encoder.layers", **_HF_CLIP_LAYER),
-            "text": TowerSpec(layers="text_model.encoder.layers", **_HF_CLIP_LAYER),
+            "text": TowerSpec(layers="text_model.encoder.layers", parallel_branch=False, **_HF_CLIP_LAYER),
         },
     )
 )
@@ -73,6 +74,7 @@ register_backbone(
                 norm_position=lambda block: (
                     "pre" if type(block).__name__.endswith("StableLayerNorm") else "post"
                 ),
+                batch_args=("attention_mask", "position_bias"),
             )
         },
     )
@@ -108,7 +110,7 @@ register_backbone(
         class_names=("CLIP",),
         towers={
             "vision": TowerSpec(layers="visual.transformer.resblocks", **_OPEN_CLIP_BLOCK),
-            "text": TowerSpec(layers="transformer.resblocks", **_OPEN_CLIP_BLOCK),
+            "text": TowerSpec(layers="transformer.resblocks", parallel_branch=False, **_OPEN_CLIP_BLOCK),
         },
     )
 )
@@ -119,7 +121,7 @@ register_backbone(
         class_names=("CustomTextCLIP",),
         towers={
             "vision": TowerSpec(layers="visual.transformer.resblocks", **_OPEN_CLIP_BLOCK),
-            "text": TowerSpec(layers="text.transformer.resblocks", **_OPEN_CLIP_BLOCK),
+            "text": TowerSpec(layers="text.transformer.resblocks", parallel_branch=False, **_OPEN_CLIP_BLOCK),
         },
     )
 )
