@@ -7,16 +7,19 @@ carries only the task: a head, a loss and metrics. Checkpoints hold the trainabl
 from .base import AdapterTaskModule
 from .classification import ClassificationModule
 from .ctc import CTCModule
-from .export import export_adapter, load_for_inference
+from .export import export_adapter
 from .losses import contrastive_loss
 from .recall import retrieval_recall
 from .retrieval import RetrievalModule
+from .serving import MultiTaskPredictor, TaskPrediction, load_for_inference
 
 __all__ = [
     "AdapterTaskModule",
     "CTCModule",
+    "MultiTaskPredictor",
     "ClassificationModule",
     "RetrievalModule",
+    "TaskPrediction",
     "contrastive_loss",
     "export_adapter",
     "load_for_inference",
