@@ -176,3 +176,18 @@ def test_a_tower_pooled_by_token_position_cannot_branch():
     mma.set_active_adapters(tiny.model, "a")
     mma.set_adapter_drop(tiny.model, {"text": 2})
     mma.set_active_adapters(tiny.model, Parallel("a", "b"))
+
+
+@pytest.mark.parametrize("family", ["hf_bert", "timm_vit", "hf_wavlm"])
+@pytest.mark.parametrize("preset,reads", [("pfeiffer", "output"), ("parallel", "sublayer_input")])
+def test_every_placement_reading_equals_running_alone(family, preset, reads):
+    tiny = FACTORIES[family](0)
+    tiny.model.requires_grad_(False)
+    for index, name in enumerate(("a", "b")):
+        torch.manual_seed(index)
+        mma.add_adapter(tiny.model, name, AdapterConfig.preset(preset, reads=reads, init="bert"))
+    batch = tiny.make_batch(2)
+    expected = [_alone(tiny, name, batch, 0) for name in ("a", "b")]
+    output = _alone(tiny, Parallel("a", "b"), batch, 0)
+    for got, want in zip(output.split(2), expected, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
