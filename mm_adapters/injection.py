@@ -12,7 +12,7 @@ from .layers import BottleneckAdapter
 from .placements import plan_site
 from .plugins import composition_method
 from .site import AdapterSite, InputTap
-from .specs import BackboneSpec, resolve_parent, resolve_path
+from .specs import BackboneSpec, block_hidden_size, resolve_parent, resolve_path
 from .state import backbone_signature, check_name, get_state, has_adapters, iter_sites, tower_layers
 
 
@@ -46,8 +46,8 @@ def add_adapter(
     for tower_name in towers:
         tower = state.spec.towers[tower_name]
         layers = resolve_path(model, tower.layers)
-        hidden_size = int(resolve_path(layers[0], tower.hidden_size))
         for index in config.layer_indices(len(layers)):
+            hidden_size = block_hidden_size(layers[index], tower)  # stages of Swin-like models differ in width
             for site_name in config.sites:
                 site_spec = getattr(tower, site_name)
                 site = _site_for(layers[index], site_spec, tower_name, index, site_name, hidden_size)

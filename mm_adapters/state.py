@@ -13,7 +13,7 @@ from torch import nn
 
 from .config import AdapterConfig
 from .site import AdapterSite
-from .specs import BackboneSpec, detect_spec, resolve_path
+from .specs import BackboneSpec, block_hidden_size, detect_spec, resolve_path
 
 _STATE_ATTR = "_mm_adapters_state"
 _NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,63}$")
@@ -95,7 +95,7 @@ def backbone_signature(model: nn.Module, spec: BackboneSpec) -> dict:
     for name, tower in spec.towers.items():
         layers = resolve_path(model, tower.layers)
         towers[name] = {
-            "hidden_size": int(resolve_path(layers[0], tower.hidden_size)),
+            "hidden_size": block_hidden_size(layers[0], tower),
             "num_layers": len(layers),
         }
     return {"family": spec.family, "towers": towers}

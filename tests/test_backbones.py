@@ -19,7 +19,7 @@ from mm_adapters.backbones import (
     wrap_backbone,
 )
 from mm_adapters.backbones.pooling import masked_mean
-from mm_adapters.specs import BACKBONE_SPECS
+from mm_adapters.specs import FAMILIES
 
 from tiny_backbones import FACTORIES, HIDDEN
 
@@ -55,8 +55,25 @@ def _same_outputs(first, second, batch, method="forward"):
     assert torch.equal(a, b)
 
 
-def test_every_spec_family_has_one_wrapper():
-    assert set(BACKBONE_SPECS) == set(BACKBONE_WRAPPERS)
+def test_every_family_entry_names_a_registered_wrapper_and_its_demos_exist():
+    for family in FAMILIES.values():
+        assert family.wrapper is None or family.wrapper in BACKBONE_WRAPPERS, family.name
+        assert set(family.spec.towers), family.name
+    assert {demo.name for family in FAMILIES.values() for demo in family.demos} == set(DEMO_BACKBONES)
+
+
+def test_task_head_model_is_wrapped_through_its_base_model():
+    from transformers import ViTForImageClassification
+
+    base = FACTORIES["hf_vit"](0).model
+    head = ViTForImageClassification(base.config).eval()
+    backbone = wrap_backbone(head)
+    assert backbone.model is head.vit
+    assert backbone(tiny_images()).shape == (2, backbone.feature_dim)
+
+
+def tiny_images():
+    return {"pixel_values": torch.randn(2, 3, 32, 32)}
 
 
 @pytest.mark.parametrize("family", sorted(FACTORIES))

@@ -59,7 +59,7 @@ class HFCLIPBackbone(_CLIPBackbone):
         return F.normalize(self.model.text_projection(pooled), dim=-1)
 
 
-@register_wrapper("open_clip", "open_clip_custom_text")
+@register_wrapper("open_clip")
 class OpenCLIPBackbone(_CLIPBackbone):
     """open_clip ``CLIP`` (and ``CustomTextCLIP``); the default tokenizer is open_clip's BPE at the model's
     context length."""

@@ -21,12 +21,11 @@ from pathlib import Path
 
 from torch import nn
 
-from ..specs import detect_spec
 from .base import Backbone, Preprocessing
 from .demo import DEMO_BACKBONES, demo_backbone
 from .hub import BackboneNotFoundError, cached_file, hub_reachable, require_cached_when_offline
 from .minilm import MINILM_NAMES, minilm_path
-from .registry import BACKBONE_WRAPPERS, wrap_backbone
+from .registry import wrap_backbone, wrapper_for
 from .tokenizers import OpenCLIPTextTokenizer
 
 _HF_WEIGHTS = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "config.json")
@@ -147,10 +146,10 @@ def _load_folder(path: Path) -> Backbone:
 
 # -- helpers --------------------------------------------------------------------------------------------------------
 def _wrapper_class(model: nn.Module) -> type[Backbone]:
-    family = detect_spec(model).family
-    if family not in BACKBONE_WRAPPERS:
-        raise BackboneNotFoundError(f"No task wrapper for backbone family {family!r}.")
-    return BACKBONE_WRAPPERS[family]
+    try:
+        return wrapper_for(model)[0]
+    except ValueError as error:
+        raise BackboneNotFoundError(str(error)) from error
 
 
 def _hf_preprocessing(source: str, modalities: tuple[str, ...]) -> Preprocessing:

@@ -1,4 +1,5 @@
-"""Image classification backbones: Hugging Face ViT (CLS token) and timm VisionTransformer (its own pooling)."""
+"""Image classification backbones: Hugging Face ViT-likes (CLS token), Hugging Face hierarchical models such as Swin
+(their pooled output) and timm models (their own pooling)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,24 @@ class HFViTBackbone(Backbone):
         return self.model(pixel_values=batch["pixel_values"]).last_hidden_state[:, 0]
 
 
+@register_wrapper("hf_pooled_vision")
+class HFPooledVisionBackbone(Backbone):
+    """``SwinModel``/``Swinv2Model``: the pooled output (the mean of the last stage), as their classifiers use it."""
+
+    modalities = ("image",)
+
+    @classmethod
+    def default_preprocessing(cls, model: nn.Module) -> Preprocessing:
+        return Preprocessing(image_size=int(model.config.image_size), image_mean=VIT_MEAN, image_std=VIT_STD)
+
+    @property
+    def feature_dim(self) -> int:
+        return int(getattr(self.model, "num_features", self.model.config.hidden_size))
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        return self.model(pixel_values=batch["pixel_values"]).pooler_output
+
+
 @register_wrapper("timm_vit")
 class TimmViTBackbone(Backbone):
     """timm ``VisionTransformer``: ``forward_head(pre_logits=True)``, i.e. the model's configured pooling."""
@@ -43,7 +62,8 @@ class TimmViTBackbone(Backbone):
         from timm.data import resolve_model_data_config
 
         data_config = resolve_model_data_config(model)
-        built_size = getattr(model.patch_embed, "img_size", None)  # differs from the config's when overridden
+        # the built size differs from the config's when overridden
+        built_size = getattr(getattr(model, "patch_embed", None), "img_size", None)
         return Preprocessing(
             image_size=int(built_size[0] if built_size else data_config["input_size"][-1]),
             image_mean=tuple(data_config["mean"]),

@@ -32,18 +32,20 @@ class TowerSpec:
     """One stack of transformer blocks: where the blocks are and where their sublayers are."""
 
     layers: str
-    """Path from the model root to the ``ModuleList`` of blocks."""
+    """Path from the model root to the ``ModuleList`` of blocks; ``*`` walks every child of a container, so
+    ``layers.*.blocks`` lists the blocks of every stage of a hierarchical model (Swin) in order."""
     attn: SiteSpec
     ffn: SiteSpec
-    hidden_size: str
-    """Attribute path, relative to one block, that gives the hidden size (e.g. ``mlp.fc2.out_features``)."""
+    hidden_size: str = ""
+    """Attribute path, relative to one block, that gives the hidden size (e.g. ``mlp.fc2.out_features``); empty:
+    the ``out_features`` of the last ``nn.Linear`` of the FFN output module, read per block."""
     batch_args: tuple[str, ...] = ()
     """Block ``forward`` arguments besides the hidden state that carry the batch in dim 0 (attention masks, position
     biases): ``Parallel`` repeats them where it replicates the batch inside the tower."""
     parallel_branch: bool = True
     """False where the model's code after the blocks indexes their output with the input batch (CLIP's text tower
     pools at each sample's end-of-text token), so ``Parallel`` cannot replicate the batch inside this tower."""
-    norm_position: str | Callable[[nn.Module], str] | None = None
+    norm_position: str | Callable[[nn.Module], str | None] | None = None
     """``"post"`` (LayerNorm after each residual add: BERT, Wav2Vec2-base) or ``"pre"`` (LayerNorm before each
     sublayer: ViT, CLIP); a function of one block where a family has both. None: unknown, so placements that
     depend on it are refused."""
@@ -60,22 +62,55 @@ class BackboneSpec:
     """A backbone family: the model classes it covers and its towers."""
 
     family: str
-    class_names: tuple[str, ...]
+    class_names: tuple[str, ...] = ()
+    """Model classes of the family; a model matches when one of them is its class or a base class of it."""
     towers: dict[str, TowerSpec] = field(default_factory=dict)
+    model_types: tuple[str, ...] = ()
+    """Hugging Face ``config.model_type`` values of the family (matched when no class name does)."""
+    delegates: dict[str, str] = field(default_factory=dict)
+    """Tower name -> path of a submodule that is itself a backbone (open_clip's ``visual.trunk`` is a timm model):
+    when the tower's own paths do not fit, the submodule's spec gives that tower."""
+    notes: tuple[str, ...] = ()
+    """What detection left out (towers it could not adapt, and why)."""
 
     def matches(self, model: nn.Module) -> bool:
-        return type(model).__name__ in self.class_names
+        if any(cls.__name__ in self.class_names for cls in type(model).__mro__):
+            return True
+        model_type = getattr(getattr(model, "config", None), "model_type", None)
+        return isinstance(model_type, str) and model_type in self.model_types
+
+
+def _children(node: object) -> list:
+    if isinstance(node, nn.ModuleDict):
+        return list(node.values())
+    if isinstance(node, (nn.ModuleList, nn.Sequential, list, tuple)):
+        return list(node)
+    raise TypeError(f"'*' needs a module container, found {type(node).__name__}")
+
+
+def _follow(root: nn.Module, candidate: str) -> object:
+    nodes: list = [root]
+    for part in candidate.split("."):
+        if part == "*":
+            nodes = [child for node in nodes for child in _children(node)]
+        else:
+            nodes = [node[int(part)] if part.isdigit() else getattr(node, part) for node in nodes]
+    if "*" not in candidate.split("."):
+        return nodes[0]
+    # ``stages.*.blocks``: each stage's block list, concatenated
+    return [child for node in nodes for child in (_children(node) if _is_container(node) else [node])]
+
+
+def _is_container(node: object) -> bool:
+    return isinstance(node, (nn.ModuleList, nn.Sequential))
 
 
 def resolve_path(root: nn.Module, path: str) -> object:
-    """Follow a dotted attribute path; ``a|b`` tries ``a`` first, then ``b``."""
+    """Follow a dotted attribute path; ``a|b`` tries ``a`` first, then ``b``; ``*`` gives a list over children."""
     errors = []
     for candidate in path.split("|"):
-        node: object = root
         try:
-            for part in candidate.split("."):
-                node = node[int(part)] if part.isdigit() else getattr(node, part)
-            return node
+            return _follow(root, candidate)
         except (AttributeError, IndexError, TypeError) as error:
             errors.append(f"{candidate}: {error}")
     raise AttributeError(f"Cannot resolve {path!r} on {type(root).__name__} ({'; '.join(errors)})")
@@ -92,3 +127,27 @@ def resolve_parent(root: nn.Module, path: str) -> tuple[nn.Module, str]:
         if hasattr(parent, child):
             return parent, child
     raise AttributeError(f"Cannot resolve {path!r} on {type(root).__name__}")
+
+
+def prefixed(prefix: str, path: str) -> str:
+    """``path`` (with its ``|`` alternatives) seen from ``prefix``'s parent module."""
+    return "|".join(f"{prefix}.{candidate}" for candidate in path.split("|")) if prefix else path
+
+
+def block_hidden_size(block: nn.Module, tower: TowerSpec) -> int:
+    """The hidden size of one block: ``tower.hidden_size`` when it resolves, else the ``out_features`` of the last
+    Linear of the FFN output module (then of the attention output module)."""
+    if tower.hidden_size:
+        try:
+            return int(resolve_path(block, tower.hidden_size))
+        except AttributeError:
+            pass
+    for site in (tower.ffn, tower.attn):
+        module = resolve_path(block, site.output)
+        module = getattr(module, "base_layer", module)  # an adapter site: look at the wrapped sublayer
+        linears = [m for m in module.modules() if isinstance(m, nn.Linear)]
+        if linears:
+            return int(linears[-1].out_features)
+    raise AttributeError(
+        f"Cannot read the hidden size of {type(block).__name__}: no nn.Linear in its sublayers."
+    )

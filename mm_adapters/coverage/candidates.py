@@ -1,0 +1,221 @@
+"""What the sweep builds: every open_clip config, a few names of every timm transformer module, and Hugging Face
+encoder model types (base model and common task heads), all shrunk hard and with random weights, offline."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .shrink import shrunk_hf_config, shrunk_open_clip_config, tiny_timm_building
+
+SEED = 0
+
+
+@dataclass(frozen=True)
+class Candidate:
+    library: str
+    name: str
+    build: Callable[[], nn.Module]
+    run: Callable[[nn.Module], torch.Tensor]
+
+
+def _generator() -> torch.Generator:
+    return torch.Generator().manual_seed(SEED)
+
+
+def _first_tensor(output) -> torch.Tensor:
+    if isinstance(output, torch.Tensor):
+        return output
+    if hasattr(output, "last_hidden_state") and output.last_hidden_state is not None:
+        return output.last_hidden_state
+    values = output.to_tuple() if hasattr(output, "to_tuple") else output
+    if isinstance(values, dict):
+        values = list(values.values())
+    for value in values:
+        if isinstance(value, torch.Tensor) and value.is_floating_point():
+            return value
+    raise TypeError(f"No tensor in the model output {type(output).__name__}")
+
+
+# -- open_clip -------------------------------------------------------------------------------------------------------
+def open_clip_candidates() -> Iterator[Candidate]:
+    import open_clip
+
+    for name in open_clip.list_models():
+        yield Candidate("open_clip", name, lambda name=name: _build_open_clip(name), _run_open_clip)
+
+
+def _build_open_clip(name: str) -> nn.Module:
+    import open_clip
+
+    overrides = shrunk_open_clip_config(open_clip.get_model_config(name))
+    with tiny_timm_building():
+        torch.manual_seed(SEED)
+        model = open_clip.create_model(name, pretrained=None, **overrides)
+    model.eval().requires_grad_(False)
+    model._sweep_image_size = overrides["vision_cfg"].get("image_size", 224)
+    model._sweep_context_length = int(getattr(model, "context_length", 8) or 8)
+    return model
+
+
+def _run_open_clip(model: nn.Module) -> torch.Tensor:
+    size = model._sweep_image_size
+    size = size if isinstance(size, int) else size[0]
+    images = torch.randn(2, 3, size, size, generator=_generator())
+    vocab = int(getattr(model, "vocab_size", 0) or 100)
+    text = torch.randint(1, min(vocab, 1000), (2, model._sweep_context_length), generator=_generator())
+    parts = [model.encode_image(images), model.encode_text(text)]
+    if hasattr(model, "text_decoder"):  # CoCa: also run the multimodal decoder
+        parts.append(model(images, text)["logits"].flatten(1)[:, :16])
+    return torch.cat([p.flatten(1) for p in parts], dim=1)
+
+
+# -- timm ------------------------------------------------------------------------------------------------------------
+TIMM_MODULES = (
+    "vision_transformer", "vision_transformer_hybrid", "vision_transformer_relpos", "vision_transformer_sam",
+    "deit", "eva", "beit", "swin_transformer", "swin_transformer_v2", "swin_transformer_v2_cr", "cait", "xcit",
+    "maxxvit", "levit", "pvt_v2", "twins", "crossvit", "mvitv2", "hiera", "tnt", "pit", "volo", "davit",
+    "efficientformer", "efficientformer_v2", "coat", "convit", "nest", "sequencer", "focalnet", "tiny_vit",
+    "fastvit", "gcvit", "edgenext", "mobilevit", "hgnet", "naflexvit", "vitamin", "nextvit", "rdnet", "hieradet_sam2",
+)  # fmt: skip
+"""timm modules whose models have attention blocks (a few names of each are swept)."""
+NAMES_PER_MODULE = 3
+
+
+def timm_candidates(names_per_module: int = NAMES_PER_MODULE) -> Iterator[Candidate]:
+    import timm
+    from timm.models._registry import _model_to_module
+
+    by_module: dict[str, list[str]] = {}
+    for name in timm.list_models():
+        module = _model_to_module.get(name, "").rsplit(".", 1)[-1]
+        if module in TIMM_MODULES:
+            by_module.setdefault(module, []).append(name)
+    for module in TIMM_MODULES:
+        names = by_module.get(module, [])
+        step = max(1, len(names) // names_per_module)
+        for name in names[::step][:names_per_module]:
+            yield Candidate("timm", name, lambda name=name: _build_timm(name), _run_timm)
+
+
+def _build_timm(name: str) -> nn.Module:
+    import timm
+
+    with tiny_timm_building():
+        torch.manual_seed(SEED)
+        model = timm.create_model(name, pretrained=False, num_classes=0)
+    return model.eval().requires_grad_(False)
+
+
+def _run_timm(model: nn.Module) -> torch.Tensor:
+    size = (
+        model.pretrained_cfg.get("input_size", (3, 224, 224))
+        if hasattr(model, "pretrained_cfg")
+        else (3, 224, 224)
+    )
+    built = getattr(getattr(model, "patch_embed", None), "img_size", None)
+    height, width = (built if built else size[1:]) if not isinstance(built, int) else (built, built)
+    images = torch.randn(2, size[0], int(height), int(width), generator=_generator())
+    return _first_tensor(model.forward_features(images))
+
+
+# -- transformers ----------------------------------------------------------------------------------------------------
+HF_LISTED = (
+    "dinov2", "dinov2_with_registers", "siglip", "siglip2", "beit", "data2vec-vision", "vit_mae", "vit_msn", "deit",
+    "swin", "swinv2", "audio-spectrogram-transformer", "wav2vec2-conformer", "sew", "sew-d", "unispeech",
+    "unispeech-sat", "distilbert", "albert", "deberta", "deberta-v2", "mpnet", "modernbert", "xlm-roberta-xl",
+)  # fmt: skip
+"""The Hugging Face model types issue 13 lists."""
+HF_BEFORE = (
+    "bert", "roberta", "xlm-roberta", "camembert", "electra", "vit", "clip", "wav2vec2", "hubert", "wavlm",
+    "data2vec-audio",
+)  # fmt: skip
+HF_MORE = ("data2vec-text", "ernie", "roformer", "megatron-bert", "xmod", "rembert", "roberta-prelayernorm")
+HF_TYPES = HF_BEFORE + HF_LISTED + HF_MORE
+HEADS = {
+    "text": ("AutoModelForSequenceClassification",),
+    "image": ("AutoModelForImageClassification",),
+    "audio": ("AutoModelForCTC", "AutoModelForAudioClassification"),
+}
+
+
+def hf_candidates(types: tuple[str, ...] = HF_TYPES) -> Iterator[Candidate]:
+    for model_type in types:
+        yield Candidate("transformers", model_type, lambda t=model_type: _build_hf(t, "AutoModel"), _run_hf)
+        for head in HEADS.get(_modality(model_type), ()):
+            if _has_head(model_type, head):
+                name = f"{model_type}:{head.removeprefix('AutoModelFor')}"
+                yield Candidate("transformers", name, lambda t=model_type, h=head: _build_hf(t, h), _run_hf)
+                break
+
+
+def _modality(model_type: str) -> str:
+    import transformers
+
+    config = transformers.AutoConfig.for_model(model_type)
+    if hasattr(config, "vision_config") and hasattr(config, "text_config"):
+        return "image_text"
+    if hasattr(config, "conv_dim") or hasattr(config, "num_mel_bins"):
+        return "audio"
+    if hasattr(config, "image_size"):
+        return "image"
+    return "text"
+
+
+def _has_head(model_type: str, head: str) -> bool:
+    import transformers
+
+    config_class = type(transformers.AutoConfig.for_model(model_type))
+    return config_class in getattr(transformers, head)._model_mapping
+
+
+def _build_hf(model_type: str, auto_class: str) -> nn.Module:
+    import transformers
+
+    config = shrunk_hf_config(transformers.AutoConfig.for_model(model_type))
+    torch.manual_seed(SEED)
+    model = getattr(transformers, auto_class).from_config(config)
+    if hasattr(model, "set_default_language"):  # X-MOD: one language adapter per batch
+        model.set_default_language(next(iter(config.languages)))
+    return model.eval().requires_grad_(False)
+
+
+def _run_hf(model: nn.Module) -> torch.Tensor:
+    config = model.config
+    accepted = inspect.signature(model.forward).parameters
+    batch: dict[str, torch.Tensor] = {}
+    if "input_ids" in accepted:
+        text = getattr(config, "text_config", config)
+        vocab = int(getattr(text, "vocab_size", 100) or 100)
+        batch["input_ids"] = torch.randint(5, min(vocab, 100), (2, 8), generator=_generator())
+    vision = getattr(config, "vision_config", config)
+    if "spatial_shapes" in accepted:  # SigLIP2: patchified pixels, a patch mask and the patch grid per image
+        patches, side = vision.num_patches, int(vision.num_patches**0.5)
+        depth = vision.num_channels * vision.patch_size**2
+        batch["pixel_values"] = torch.randn(2, patches, depth, generator=_generator())
+        batch["pixel_attention_mask"] = torch.ones(2, patches, dtype=torch.long)
+        batch["spatial_shapes"] = torch.tensor([[side, side]] * 2)
+    elif "pixel_values" in accepted:
+        size = vision.image_size if isinstance(vision.image_size, int) else vision.image_size[0]
+        batch["pixel_values"] = torch.randn(
+            2, getattr(vision, "num_channels", 3), size, size, generator=_generator()
+        )
+    if "input_values" in accepted:
+        if hasattr(config, "num_mel_bins"):  # spectrogram transformer
+            shape = (2, config.max_length, config.num_mel_bins)
+        else:
+            shape = (2, 1600)
+        batch["input_values"] = torch.randn(*shape, generator=_generator())
+    if "noise" in accepted:  # ViT-MAE shuffles patches by this noise: fix it
+        batch["noise"] = torch.rand(2, (vision.image_size // vision.patch_size) ** 2, generator=_generator())
+    return _first_tensor(model(**batch))
+
+
+def candidates(libraries: tuple[str, ...] = ("open_clip", "timm", "transformers")) -> Iterator[Candidate]:
+    sources = {"open_clip": open_clip_candidates, "timm": timm_candidates, "transformers": hf_candidates}
+    for library in libraries:
+        yield from sources[library]()

@@ -1,0 +1,152 @@
+"""Shrinking configs for the sweep: hidden 32-64, 1-2 layers, tiny inputs, so that a model builds and runs in well
+under a second on one CPU core. Only the sweep uses this; it changes sizes, never the block structure."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import inspect
+from collections.abc import Iterator
+
+WIDTH, HEADS, LAYERS = 64, 4, 2
+
+_HF_SIZES = dict(
+    hidden_size=WIDTH, num_hidden_layers=LAYERS, num_attention_heads=HEADS, num_key_value_heads=HEADS,
+    intermediate_size=2 * WIDTH, embedding_size=WIDTH, projection_dim=WIDTH, projection_size=WIDTH,
+    pooler_hidden_size=WIDTH, num_patches=16, hidden_dropout_prob=0.0,
+    attention_probs_dropout_prob=0.0, hidden_dropout=0.0, attention_dropout=0.0, activation_dropout=0.0,
+    feat_proj_dropout=0.0, layerdrop=0.0, drop_path_rate=0.0, mask_time_prob=0.0, mask_ratio=0.0,
+    num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=4, image_size=32, patch_size=8, max_length=32,
+    num_mel_bins=32, frequency_stride=8, time_stride=8, global_attn_every_n_layers=1, max_position_embeddings=128,
+)  # fmt: skip
+_HF_AUDIO = dict(conv_dim=(16, 16), conv_stride=(5, 4), conv_kernel=(10, 4))
+_HF_STAGES = dict(embed_dim=16, depths=[1, 1], num_heads=[2, 4], window_size=4, patch_size=4)
+
+
+def shrunk_hf_config(config):
+    """A copy of a Hugging Face config with every size field it has made tiny (sub-configs too)."""
+    config = copy.deepcopy(config)
+    for name in ("text_config", "vision_config", "audio_config"):
+        if getattr(config, name, None) is not None:
+            setattr(config, name, shrunk_hf_config(getattr(config, name)))
+    sizes = dict(_HF_SIZES)
+    if hasattr(config, "conv_dim"):
+        sizes.update(_HF_AUDIO, num_feat_extract_layers=2)
+    if hasattr(config, "depths"):  # hierarchical (Swin): per-stage widths come from embed_dim
+        sizes.update(_HF_STAGES)
+    if hasattr(config, "squeeze_factor"):  # SEW: the squeeze must not outgrow the tiny input
+        sizes["squeeze_factor"] = 1
+    for key, value in sizes.items():
+        if hasattr(config, key):
+            setattr(config, key, value)
+    vocab = getattr(config, "vocab_size", None)
+    special = [
+        getattr(config, k, None) for k in ("pad_token_id", "bos_token_id", "eos_token_id", "sep_token_id")
+    ]
+    if isinstance(vocab, int) and all(not isinstance(t, int) or t < 100 for t in special):
+        config.vocab_size = 100
+    if getattr(config, "model_type", "") == "modernbert":
+        config.local_attention = 8
+    return config
+
+
+def shrunk_open_clip_config(config: dict) -> dict:
+    """``vision_cfg`` / ``text_cfg`` / ``multimodal_cfg`` / ``embed_dim`` overrides for ``open_clip.create_model``."""
+    vision = dict(config["vision_cfg"])
+    if "timm_model_name" not in vision:
+        if isinstance(vision.get("layers"), (tuple, list)):  # ModifiedResNet
+            vision.update(layers=(1, 1, 1, 1), width=16, image_size=64)
+        else:
+            patch = int(vision.get("patch_size", 16))
+            vision.update(layers=LAYERS, width=WIDTH, head_width=WIDTH // HEADS, image_size=patch * 4)
+    else:
+        vision["image_size"] = _timm_image_size(vision)
+    text = dict(config["text_cfg"])
+    if "hf_model_name" not in text:
+        text.update(
+            width=WIDTH,
+            heads=HEADS,
+            layers=LAYERS,
+            context_length=min(int(text.get("context_length", 77)), 16),
+        )
+    overrides = {"vision_cfg": vision, "text_cfg": text, "embed_dim": 32}
+    if "multimodal_cfg" in config:
+        overrides["multimodal_cfg"] = dict(config["multimodal_cfg"], width=WIDTH, heads=HEADS, layers=1)
+    return overrides
+
+
+def _timm_image_size(vision: dict) -> int:
+    size = vision.get("image_size", 224)
+    return size if isinstance(size, int) else int(size[0])
+
+
+# -- timm ------------------------------------------------------------------------------------------------------------
+_TIMM_INTS = dict(embed_dim=WIDTH, depth=LAYERS, num_heads=HEADS, mlp_ratio=2.0)
+
+
+def _shrunk_timm_kwargs(model_cls, kwargs: dict) -> dict:
+    accepted = inspect.signature(model_cls.__init__).parameters
+    shrunk = dict(kwargs)
+    for key, value in _TIMM_INTS.items():
+        if key in accepted and not isinstance(shrunk.get(key), (tuple, list)):
+            shrunk[key] = value
+    stages = None
+    for key in ("depths", "embed_dims", "embed_dim", "num_heads", "dims", "widths"):
+        value = shrunk.get(key, accepted[key].default if key in accepted else None)
+        if isinstance(value, (tuple, list)):
+            stages = len(value)
+    if stages:
+        for key in ("depths", "depth"):
+            if key in accepted and isinstance(shrunk.get(key, accepted[key].default), (tuple, list)):
+                shrunk[key] = (1,) * stages
+        for key in ("embed_dims", "embed_dim", "dims", "widths"):
+            if key in accepted and isinstance(shrunk.get(key, accepted[key].default), (tuple, list)):
+                shrunk[key] = tuple(32 * 2**i for i in range(stages))
+        if "num_heads" in accepted and isinstance(
+            shrunk.get("num_heads", accepted["num_heads"].default), (tuple, list)
+        ):
+            shrunk["num_heads"] = tuple(2 * 2**i for i in range(stages))
+    cfg = shrunk.get("cfg")
+    if dataclasses.is_dataclass(cfg) and hasattr(cfg, "depths") and hasattr(cfg, "embed_dim"):
+        stages = len(cfg.depths)
+        shrunk["cfg"] = dataclasses.replace(
+            cfg, depths=(1,) * stages, embed_dim=tuple(32 * 2**i for i in range(stages))
+        )
+    return shrunk
+
+
+@contextlib.contextmanager
+def tiny_timm_building() -> Iterator[None]:
+    """While active, timm builds every model with its widths and depths shrunk (falling back to the full size when
+    the shrunk arguments do not fit the model)."""
+    from timm.models import _builder
+
+    original = _builder.build_model_with_cfg
+
+    def build(model_cls, variant, pretrained, *args, **kwargs):
+        try:
+            return original(model_cls, variant, pretrained, *args, **_shrunk_timm_kwargs(model_cls, kwargs))
+        except Exception:  # noqa: BLE001  (shrunk sizes that do not fit: build at full size)
+            return original(model_cls, variant, pretrained, *args, **kwargs)
+
+    _builder.build_model_with_cfg = build
+    patched = _patch_model_modules(original, build)
+    try:
+        yield
+    finally:
+        _builder.build_model_with_cfg = original
+        for module in patched:
+            module.build_model_with_cfg = original
+
+
+def _patch_model_modules(original, replacement) -> list:
+    """timm model files import ``build_model_with_cfg`` by name: patch each loaded one."""
+    import sys
+
+    patched = []
+    for name, module in list(sys.modules.items()):
+        if name.startswith("timm.models.") and getattr(module, "build_model_with_cfg", None) is original:
+            module.build_model_with_cfg = replacement
+            patched.append(module)
+    return patched

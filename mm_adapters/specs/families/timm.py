@@ -1,0 +1,173 @@
+"""timm transformer families. Matching is by class, so subclasses (``VisionTransformerDistilled``) are covered."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from ..base import BackboneSpec, SiteSpec, TowerSpec
+from ..family import TINY, Demo, Example, Family, ModelSize, image_batch
+from ..registry import register_family
+
+
+def _features(model: nn.Module, batch: dict):
+    return model.forward_features(batch["pixel_values"])
+
+
+def _timm_example(name: str, **overrides) -> Example:
+    """timm's ``@register_model`` name, shrunk with the given (or the size's) keyword arguments."""
+
+    def build(size: ModelSize = TINY, tokenizer=None):
+        import timm
+
+        kwargs = dict(
+            img_size=32, patch_size=8, embed_dim=size.hidden, depth=size.layers, num_heads=size.heads,
+            mlp_ratio=size.ffn / size.hidden,
+        )  # fmt: skip
+        merged = {
+            key: value for key, value in {**kwargs, **overrides}.items() if value is not None
+        }  # None: drop it
+        return timm.create_model(name, pretrained=False, num_classes=0, **merged).eval()
+
+    return Example(build, image_batch, _features)
+
+
+_PRE = dict(norm_position="pre")
+
+
+def _pre_unless_res_post(block: nn.Module) -> str | None:
+    """timm blocks are pre-LN, except the res-post-norm ones (``ResPostBlock``, ``EvaBlockPostNorm``, Swin-v2), which
+    normalise each sublayer output before its residual add: neither pre- nor post-LN (reading the stream is refused)."""
+    name = type(block).__name__
+    return None if "Post" in name or "V2" in name else "pre"
+
+
+# VisionTransformer (and subclasses), Eva and Beit blocks: ``attn`` and ``mlp`` (Mlp, GluMlp, SwiGLU: the hidden size
+# comes from their last Linear). Parallel blocks list their branches (``attns``/``ffns``; the first is adapted).
+register_family(
+    Family(
+        spec=BackboneSpec(
+            family="timm_vit",
+            class_names=("VisionTransformer", "Eva", "Beit", "VisionTransformerRelPos"),
+            towers={
+                "vision": TowerSpec(
+                    layers="blocks",
+                    attn=SiteSpec(output="attn|attns.0|attn_out_proj", norm="norm1|attns.0.norm|in_norm"),
+                    ffn=SiteSpec(output="mlp|ffns.0|mlp_out_proj", norm="norm2|ffns.0.norm|in_norm"),
+                    norm_position=_pre_unless_res_post,
+                )
+            },
+        ),
+        wrapper="timm_vit",
+        examples={
+            "timm_vit": _timm_example("vit_tiny_patch16_224"),
+            "timm_eva": _timm_example("eva02_tiny_patch14_224", patch_size=8),
+        },
+        demos=(Demo("demo-timm-vit", "timm_vit"),),
+    )
+)
+
+# Swin / Swin-v2: stages of blocks with per-stage widths.
+register_family(
+    Family(
+        spec=BackboneSpec(
+            family="timm_swin",
+            class_names=("SwinTransformer", "SwinTransformerV2", "SwinTransformerV2Cr"),
+            towers={
+                "vision": TowerSpec(
+                    layers="layers.*.blocks|stages.*.blocks",
+                    attn=SiteSpec(output="attn", norm="norm1"),
+                    ffn=SiteSpec(output="mlp", norm="norm2"),
+                    norm_position=_pre_unless_res_post,
+                )
+            },
+        ),
+        wrapper="timm_vit",
+        examples={
+            "timm_swin": _timm_example(
+                "swin_tiny_patch4_window7_224",
+                patch_size=4,
+                embed_dim=16,
+                depths=(1, 1),
+                num_heads=(2, 4),
+                window_size=4,
+                depth=None,
+                mlp_ratio=2.0,
+            )  # fmt: skip
+        },
+    )
+)
+
+# CaiT and XCiT: self-attention blocks, then class-attention blocks that update the class token only (their attention
+# LayerNorm reads the class token and the patches together, so it is not the stream's: no attention norm there).
+register_family(
+    Family(
+        spec=BackboneSpec(
+            family="timm_cait",
+            class_names=("Cait",),
+            towers={
+                "vision": TowerSpec(
+                    layers="blocks",
+                    attn=SiteSpec(output="attn", norm="norm1"),
+                    ffn=SiteSpec(output="mlp", norm="norm2"),
+                    **_PRE,
+                ),
+                "class_attn": TowerSpec(
+                    layers="blocks_token_only",
+                    attn=SiteSpec(output="attn"),
+                    ffn=SiteSpec(output="mlp", norm="norm2"),
+                    **_PRE,
+                ),
+            },
+        ),
+        wrapper="timm_vit",
+    )
+)
+
+register_family(
+    Family(
+        spec=BackboneSpec(
+            family="timm_xcit",
+            class_names=("Xcit",),
+            towers={
+                "vision": TowerSpec(
+                    layers="blocks",
+                    attn=SiteSpec(output="attn", norm="norm1"),
+                    ffn=SiteSpec(output="mlp", norm="norm2"),
+                    **_PRE,
+                ),
+                "class_attn": TowerSpec(
+                    layers="cls_attn_blocks",
+                    attn=SiteSpec(output="attn"),
+                    ffn=SiteSpec(output="mlp", norm="norm2"),
+                    **_PRE,
+                ),
+            },
+        ),
+        wrapper="timm_vit",
+    )
+)
+
+# MaxViT: each block has a window-partition and a grid-partition attention unit, each with attn and mlp.
+register_family(
+    Family(
+        spec=BackboneSpec(
+            family="timm_maxvit",
+            class_names=("MaxxVit",),
+            towers={
+                "vision": TowerSpec(
+                    layers="stages.*.blocks.*.attn_block",
+                    attn=SiteSpec(output="attn", norm="norm1"),
+                    ffn=SiteSpec(output="mlp", norm="norm2"),
+                    **_PRE,
+                ),
+                "vision_grid": TowerSpec(
+                    layers="stages.*.blocks.*.attn_grid",
+                    attn=SiteSpec(output="attn", norm="norm1"),
+                    ffn=SiteSpec(output="mlp", norm="norm2"),
+                    **_PRE,
+                ),
+            },
+        ),
+        wrapper="timm_vit",
+    )
+)
