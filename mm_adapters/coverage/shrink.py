@@ -72,7 +72,11 @@ def shrunk_open_clip_config(config: dict) -> dict:
         )
     overrides = {"vision_cfg": vision, "text_cfg": text, "embed_dim": 32}
     if "multimodal_cfg" in config:
-        overrides["multimodal_cfg"] = dict(config["multimodal_cfg"], width=WIDTH, heads=HEADS, layers=1)
+        context = text.get("context_length", 16)  # the decoder reads the text tower's tokens
+        overrides["embed_dim"] = WIDTH  # CoCa's decoder works at the image embedding width
+        overrides["multimodal_cfg"] = dict(
+            config["multimodal_cfg"], width=WIDTH, heads=HEADS, layers=1, context_length=context
+        )
     return overrides
 
 

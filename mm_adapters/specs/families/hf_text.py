@@ -13,7 +13,7 @@ def _text_example(model_class: str, config_class: str, **extra) -> Example:
 
         config = getattr(transformers, config_class)(
             vocab_size=len(tokenizer) if tokenizer is not None else 100, hidden_size=size.hidden, num_hidden_layers=size.layers,
-            num_attention_heads=size.heads, intermediate_size=size.ffn, max_position_embeddings=128,
+            num_attention_heads=size.heads, intermediate_size=size.ffn, max_position_embeddings=64 if tokenizer is None else 128,
             hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, **extra,
         )  # fmt: skip
         return getattr(transformers, model_class)(config).eval()
