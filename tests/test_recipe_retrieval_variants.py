@@ -3,14 +3,17 @@
 import importlib
 import json
 
+import lightning as L
 import pytest
 import torch
 
 import mm_adapters as mma
+from mm_adapters import runner
 from mm_adapters.backbones import load_backbone
-from mm_adapters.lightning import RetrievalModule
+from mm_adapters.lightning import RetrievalModule, load_for_inference
 
 TINY = ["--preset", "demo", "--max-steps", "1", "--batch-size", "16", "--limit-val-batches", "1"]
+VARIANTS = ("separate", "shared", "feature")
 COUNT_KEYS = {"separate": "separate", "shared": "shared_middle", "feature": "feature"}
 
 
@@ -33,10 +36,26 @@ def test_compare_variants_trains_each_variant_and_writes_one_table(tmp_path, cap
         )
     assert rows["feature"]["trainable_params"] < rows["separate"]["trainable_params"]
     # the feature variant exports only its embedding adapters (as the head); the others an in-tower adapter
-    assert sorted(p.name for p in (tmp_path / "feature" / "adapter").iterdir()) == ["head.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "feature" / "adapter").iterdir()) == [
+        "head.safetensors",
+        "head_config.json",
+    ]
     shared_config = json.loads((tmp_path / "shared" / "adapter" / "adapter_config.json").read_text())
     assert shared_config.get("share") == "middle"
     assert summary["table"] in capsys.readouterr().out
+    for (
+        variant
+    ) in VARIANTS:  # each export reloads into a fresh demo CLIP and reproduces its validation metrics
+        report = json.loads((tmp_path / variant / "metrics.json").read_text())
+        backbone = load_backbone("demo-clip")
+        head = load_for_inference(backbone, tmp_path / variant / "adapter")
+        assert (head is not None) == (variant == "feature")
+        module = RetrievalModule(backbone, feature_adapters=None if head is None else dict(head))
+        datamodule = recipe.load_data(runner.parse_config(recipe.Config, TINY), backbone)
+        trainer = L.Trainer(logger=False, enable_progress_bar=False, limit_val_batches=1, accelerator="cpu")
+        metrics = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
+        for key, value in report["metrics"].items():
+            assert float(metrics[key]) == pytest.approx(value, abs=1e-5), (variant, key)
 
 
 def _module(variant: str) -> RetrievalModule:

@@ -49,7 +49,14 @@ def require_cached_when_offline(repo_id: str, filenames: Sequence[str], what: st
     """Fail at once, with what to do, when offline and ``repo_id`` is not cached (instead of a long retry)."""
     if offline() and cached_file(repo_id, filenames) is None:
         raise BackboneNotFoundError(
-            f"{what} needs {repo_id!r} from the Hugging Face Hub, which is not in the local cache, and "
-            "HF_HUB_OFFLINE=1 forbids downloading it. Unset HF_HUB_OFFLINE (with network access) to download it, "
-            "pass a local folder saved with save_pretrained, or use a demo backbone (--preset demo)."
+            f"{what} needs {repo_id!r} from the Hugging Face Hub, which is not in the local cache "
+            f"({_cache_dir()}), and HF_HUB_OFFLINE=1 forbids downloading it. Download it once with network access "
+            f"(`hf download {repo_id}`, or unset HF_HUB_OFFLINE), pass a local folder saved with save_pretrained, "
+            "or use a demo backbone (mm_adapters.backbones.DEMO_BACKBONES)."
         )
+
+
+def _cache_dir() -> str:
+    from huggingface_hub import constants
+
+    return str(constants.HF_HUB_CACHE)

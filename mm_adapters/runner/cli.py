@@ -164,9 +164,12 @@ def _choose_preset(given: dict[str, Any], files: RecipeFiles) -> str:
     if backbone_available(backbone, pretrained):
         return "full"
     if explicit is not None:
+        from huggingface_hub import constants
+
         sys.exit(
             f"error: --preset auto --backbone {explicit}: that backbone is not a local folder or a demo name, it is "
-            "not in the Hugging Face cache, and the Hub is not reachable (or HF_HUB_OFFLINE=1). Download it once "
+            f"not in the Hugging Face cache ({constants.HF_HUB_CACHE}), and the Hub is not reachable (or "
+            "HF_HUB_OFFLINE=1). Download it once "
             f"with network access (`hf download {explicit}`, or run this command without HF_HUB_OFFLINE), pass a "
             "folder saved with save_pretrained, or drop --backbone to run the demo preset."
         )
