@@ -27,9 +27,9 @@ from ..backbones import Backbone
 from ..composition import Parallel, set_adapter_drop
 from ..composition.parallel import split_rows
 from ..injection import set_active_adapters
-from ..serialization import CONFIG_FILE, HEAD_FILE, load_adapter, read_adapter_config
+from ..serialization import CONFIG_FILE, load_adapter, read_adapter_config
 from ..state import get_state
-from .export import _head_for
+from .export import build_head
 from .export import load_for_inference as load_one_for_inference
 
 PathLike = str | os.PathLike
@@ -106,6 +106,7 @@ def load_for_inference(
     names: Sequence[str] | None = None,
     class_names: Mapping[str, Sequence[str]] | None = None,
     drop_layers: int = 0,
+    adapters: Sequence[PathLike] = (),
 ):
     """Load exported task folders onto ``backbone`` for inference.
 
@@ -114,10 +115,10 @@ def load_for_inference(
     :class:`MultiTaskPredictor` that gives every task's predictions for one batch in one backbone pass. Tasks are
     named after their adapters (``names`` overrides); class names come from ``class_names``, else from the export
     when it carries them. ``drop_layers`` runs the lowest layers without adapters (AdapterDrop), sharing them
-    across tasks.
+    across tasks. A fusion folder (one, from ``save_fusion``) loads after the ``adapters`` folders it fuses.
     """
     if isinstance(directory, (str, os.PathLike)):
-        return load_one_for_inference(backbone, directory)
+        return load_one_for_inference(backbone, directory, adapters=adapters)
     folders = [Path(d) for d in directory]
     if not folders:
         raise ValueError("load_for_inference needs at least one exported task folder.")
@@ -148,7 +149,7 @@ def _load_task(backbone: Backbone, folder: Path, name: str) -> nn.Module | None:
     if document["name"] == name:
         return load_one_for_inference(backbone, folder)
     # the export's adapter name is taken by another task: load it under ``name``
-    head = _head_for(folder / HEAD_FILE)
+    head = build_head(folder)
     load_adapter(backbone.model, folder, name, head=head)
     return head.eval() if head is not None else None
 
