@@ -42,11 +42,11 @@ class TowerBranch:
         self.layer = layer
         self.kind = kind
         self.n = n
-        self.batch: int | None = None  # B of the current forward, set at the branch block
-        self._copies: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # id(original) -> (original, replica)
-        self._originals: dict[
-            int, tuple[torch.Tensor, torch.Tensor]
-        ] = {}  # id(replica) -> (replica, original)
+        # per forward: id(original) -> (original, replica) and id(replica) -> (replica, original) of the
+        # batch-carrying block arguments, and the outputs of shared input modules (kept at B rows)
+        self._copies: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._originals: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._handed_on: dict[int, torch.Tensor] = {}
 
     def install(self) -> list:
         handles = []
@@ -61,8 +61,9 @@ class TowerBranch:
         handles.append(self.layers[len(self.layers) - 1].register_forward_hook(self._forget))
         for module, repeat_output in shared_modules(self.layers[self.layer], self.spec, self.kind):
             handles.append(module.register_forward_pre_hook(self._share_input, with_kwargs=True))
-            if repeat_output:
-                handles.append(module.register_forward_hook(self._repeat_output))
+            handles.append(
+                module.register_forward_hook(self._repeat_output if repeat_output else self._hand_on)
+            )
         return handles
 
     # -- the block inputs -------------------------------------------------------------------------------------------
@@ -72,11 +73,9 @@ class TowerBranch:
             if first:
                 self._reset()
                 if args:
-                    self.batch = args[0].shape[0]
                     args[0] = repeat_rows(args[0], self.n)
                 else:
                     key = _hidden_key(kwargs)
-                    self.batch = kwargs[key].shape[0]
                     kwargs[key] = repeat_rows(kwargs[key], self.n)
             for name in self.spec.batch_args:
                 if name in kwargs:
@@ -106,19 +105,20 @@ class TowerBranch:
     def _reset(self) -> None:
         self._copies.clear()
         self._originals.clear()
+        self._handed_on.clear()
 
     # -- the shared sublayers of the branch block --------------------------------------------------------------------
     def _share_input(self, module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
         hidden = args[0] if args else first_input(args, kwargs)
-        rows, batch = hidden.shape[0], self.batch
-        if rows == batch:  # the shared input module before it already ran on B rows
+        if id(hidden) in self._handed_on:  # a shared input module before it already ran on the original rows
             take = hidden
-        elif rows == batch * self.n:
-            take = hidden[:batch]
+        elif hidden.shape[0] % self.n == 0:
+            # the replicas are task-major, also after a block reshapes its rows per sample (Swin's windows)
+            take = hidden[: hidden.shape[0] // self.n]
         else:
             raise RuntimeError(
-                f"Parallel: {type(module).__name__} in {self.tower} layer {self.layer} got {rows} rows, expected "
-                f"{batch} or {batch * self.n}; the batch changed inside the branch block."
+                f"Parallel: {type(module).__name__} in {self.tower} layer {self.layer} got {hidden.shape[0]} rows, "
+                f"not a multiple of the {self.n} tasks; the batch changed inside the branch block."
             )
 
         def swap(value: Any) -> Any:
@@ -128,6 +128,12 @@ class TowerBranch:
             return entry[1] if entry is not None else value
 
         return tuple(swap(a) for a in args), {k: swap(v) for k, v in kwargs.items()}
+
+    def _hand_on(self, module: nn.Module, args: tuple, output: Any) -> None:
+        """A shared input module's output goes on with the original rows, to its sublayer's output module."""
+        first = output[0] if type(output) is tuple else output
+        if torch.is_tensor(first):
+            self._handed_on[id(first)] = first
 
     def _repeat_output(self, module: nn.Module, args: tuple, output: Any) -> Any:
         if torch.is_tensor(output):
