@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
 from measure import alternate, peak_bytes  # noqa: E402
 from models import MODELS  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 import mm_adapters as mma  # noqa: E402
 
@@ -120,12 +121,14 @@ def bench_case(bench, base, n: int, drop: int, args, device: torch.device) -> di
         fns = [lambda f=f: f(inputs) for f in setups.values()]
         times = dict(zip(setups, alternate(fns, device, args.warmup, args.repeats), strict=True))
         memory = {name: peak_bytes(lambda f=f: f(inputs), device) for name, f in setups.items()}
+        flops = {name: _flops(f, inputs) for name, f in setups.items()}
     result = {"model": bench.name, "tasks": n, "drop": drop, "max_abs_diff": error}
     for name in setups:
         result[f"speedup_{name}"] = statistics.median(
             s / t for s, t in zip(times["separate"], times[name], strict=True)
         )
         result[f"peak_mb_{name}"] = memory[name] / 2**20
+        result[f"flop_ratio_{name}"] = flops["separate"] / flops[name]
     if "adapterhub" in setups:
         result["parallel_vs_adapterhub"] = statistics.median(
             a / p for a, p in zip(times["adapterhub"], times["parallel"], strict=True)
@@ -133,13 +136,27 @@ def bench_case(bench, base, n: int, drop: int, args, device: torch.device) -> di
     return result
 
 
+def _flops(fn, inputs) -> int:
+    """FLOPs one call runs (load-independent, unlike the times)."""
+    # the fused residual add of mm_adapters' up-projection runs as the in-place addmm_, which the counter
+    # does not know: count it like addmm
+    mapping = {torch.ops.aten.addmm_: _addmm_flops}
+    with FlopCounterMode(display=False, custom_mapping=mapping) as counter:
+        fn(inputs)
+    return counter.get_total_flops()
+
+
+def _addmm_flops(self_shape, a_shape, b_shape, *args, **kwargs) -> int:
+    return 2 * a_shape[0] * a_shape[1] * b_shape[1]
+
+
 def table(results: list[dict]) -> str:
     hub = "speedup_adapterhub" in results[0]
     head = (
         "| model | N | dropped | Parallel speed-up | AdapterHub Parallel speed-up | AdapterHub time / ours "
-        "| peak MB: N passes, Parallel, AdapterHub |"
+        "| peak MB: N passes, Parallel, AdapterHub | FLOPs of N passes / Parallel, / AdapterHub |"
     )
-    lines = [head, "|---|---|---|---|---|---|---|"]
+    lines = [head, "|---|---|---|---|---|---|---|---|"]
     for r in results:
         peaks = [f"{r['peak_mb_separate']:.0f}", f"{r['peak_mb_parallel']:.0f}"]
         if hub:
@@ -147,7 +164,8 @@ def table(results: list[dict]) -> str:
         lines.append(
             f"| {r['model']} | {r['tasks']} | {r['drop']} | {r['speedup_parallel']:.2f}x | "
             + (f"{r['speedup_adapterhub']:.2f}x | {r['parallel_vs_adapterhub']:.2f}x |" if hub else "- | - |")
-            + f" {', '.join(peaks)} |"
+            + f" {', '.join(peaks)} | {r['flop_ratio_parallel']:.2f}"
+            + (f", {r['flop_ratio_adapterhub']:.2f} |" if hub else " |")
         )
     return "\n".join(lines)
 
