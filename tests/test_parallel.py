@@ -8,7 +8,7 @@ from mm_adapters import AdapterConfig, Fuse, Parallel, Stack
 from mm_adapters.specs import resolve_path
 from mm_adapters.state import get_state, iter_sites
 
-from tiny_backbones import FACTORIES
+from tiny_backbones import ALL_FACTORIES, FACTORIES
 
 TWO_TOWER = {"hf_clip", "open_clip"}  # their text towers pool by token position: adapt the vision tower
 TASKS = ("a", "b", "c")
@@ -191,3 +191,20 @@ def test_every_placement_reading_equals_running_alone(family, preset, reads):
     output = _alone(tiny, Parallel("a", "b"), batch, 0)
     for got, want in zip(output.split(2), expected, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("example", sorted(set(ALL_FACTORIES) - set(FACTORIES)))
+def test_every_other_family_runs_its_tasks_in_parallel(example):
+    """The core families above run every placement; each other family entry's example runs Pfeiffer adapters."""
+    tiny = ALL_FACTORIES[example](0)
+    towers = get_state(mma.add_adapter(tiny.model, "a", AdapterConfig.pfeiffer(init="bert"))).spec.towers
+    if len(towers) != 1:
+        pytest.skip("two-tower examples are covered by hf_clip / open_clip")
+    torch.manual_seed(1)
+    mma.add_adapter(tiny.model, "b", AdapterConfig.pfeiffer(init="bert"))
+    tiny.model.requires_grad_(False)
+    batch = tiny.make_batch(0)
+    expected = [_alone(tiny, name, batch, 0) for name in ("a", "b")]
+    output = _alone(tiny, Parallel("a", "b"), batch, 0)
+    for got, want in zip(output.split(expected[0].shape[0]), expected, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)

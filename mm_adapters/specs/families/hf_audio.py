@@ -77,6 +77,7 @@ register_family(
             towers={
                 "audio": TowerSpec(
                     layers="encoder.layers",
+                    batch_args=("attention_mask",),
                     attn=SiteSpec(output="self_attn", norm="self_attn_layer_norm"),
                     ffn=SiteSpec(output="ffn2", norm="ffn2_layer_norm"),
                     norm_position="pre",
@@ -100,6 +101,7 @@ register_family(
             towers={
                 "audio": TowerSpec(
                     layers="encoder.encoder.layer",
+                    batch_args=("attention_mask",),
                     attn=SiteSpec(
                         output="attention.output.dense", input="attention", norm="attention.output.LayerNorm"
                     ),

@@ -106,6 +106,7 @@ register_family(
             towers={
                 "text": TowerSpec(
                     layers="encoder.layer",
+                    batch_args=("attention_mask", "position_bias"),
                     attn=SiteSpec(output="attention.attn.o", input="attention", norm="attention.LayerNorm"),
                     ffn=SiteSpec(output="output.dense", input="intermediate", norm="output.LayerNorm"),
                     norm_position="post",
@@ -126,6 +127,7 @@ register_family(
             towers={
                 "text": TowerSpec(
                     layers="transformer.layer",
+                    batch_args=("attention_mask",),
                     attn=SiteSpec(output="attention.out_lin", input="attention", norm="sa_layer_norm"),
                     ffn=SiteSpec(output="ffn.lin2", input="ffn", norm="output_layer_norm"),
                     norm_position="post",
@@ -146,6 +148,7 @@ register_family(
             towers={
                 "text": TowerSpec(
                     layers="encoder.albert_layer_groups.*.albert_layers",
+                    batch_args=("attention_mask",),
                     attn=SiteSpec(output="attention.dense", input="attention", norm="attention.LayerNorm"),
                     ffn=SiteSpec(output="ffn_output", input="ffn", norm="full_layer_layer_norm"),
                     norm_position="post",
@@ -165,6 +168,7 @@ register_family(
             towers={
                 "text": TowerSpec(
                     layers="layers",
+                    batch_args=("attention_mask",),
                     attn=SiteSpec(output="attn", norm="attn_norm"),
                     ffn=SiteSpec(output="mlp", norm="mlp_norm"),
                     norm_position="pre",
