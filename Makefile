@@ -8,7 +8,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench clean interop
 
 setup: $(VENV)/.installed
 
@@ -39,8 +39,12 @@ BENCH_PY := $(BENCH_VENV)/bin/python
 BENCH_ARGS ?=
 
 bench: $(BENCH_VENV)/.installed
-	$(BENCH_PY) -m pytest -q -p no:cacheprovider tests/test_transformers_compat.py
+	$(BENCH_PY) -m pytest -q -p no:cacheprovider tests/test_transformers_compat.py tests/test_adapterhub_interop.py
 	$(BENCH_PY) benchmarks/run.py $(BENCH_ARGS)
+
+# mm_adapters against AdapterHub 1.3 itself, both ways (docs/placements.md); the main suite only has the fixtures.
+interop: $(BENCH_VENV)/.installed
+	$(BENCH_PY) -m pytest -q -p no:cacheprovider tests/test_adapterhub_interop.py tests/test_adapterhub_fixtures.py
 
 $(BENCH_VENV)/.installed: pyproject.toml benchmarks/requirements.txt
 	test -x $(BENCH_PY) || python3 -m venv $(BENCH_VENV)

@@ -71,9 +71,22 @@ def save_adapter(
     *,
     head: nn.Module | None = None,
     overwrite: bool = False,
+    format: str = "mm_adapters",
 ) -> Path:
     """Write adapter ``name`` (and optionally a task head) to ``directory``; atomic, and refuses to overwrite
-    an existing folder unless ``overwrite=True``."""
+    an existing folder unless ``overwrite=True``. ``format="adapterhub"`` writes an AdapterHub 1.x folder instead
+    (no head; AdapterHub reads it with ``load_adapter(folder, use_safetensors=True)``)."""
+    if format not in ("mm_adapters", "adapterhub"):
+        raise ValueError(f"format must be 'mm_adapters' or 'adapterhub', got {format!r}.")
+    if format == "adapterhub":
+        if head is not None:
+            raise ValueError(
+                "format='adapterhub' writes the adapter only; save the head with format='mm_adapters'."
+            )
+        # imported here, not at the top: the interop package builds on this module
+        from .interop import save_adapterhub_adapter
+
+        return save_adapterhub_adapter(model, name, directory, overwrite=overwrite)
     state = get_state(model)
     if name not in state.configs:
         raise ValueError(f"No adapter named {name!r} on this model; it has {sorted(state.configs)}.")
@@ -125,12 +138,23 @@ def load_adapter(
     head: nn.Module | None = None,
     set_active: bool = True,
 ) -> str:
-    """Load an adapter saved by :func:`save_adapter` into ``model`` and return its name.
+    """Load an adapter saved by :func:`save_adapter` (or an AdapterHub 1.x folder) into ``model``; return its name.
 
     The file is checked against the model (family, hidden size, layer count, tensor names and shapes) before
     anything is changed; a mismatch raises :class:`AdapterLoadError` saying what differs.
     """
     folder = Path(directory)
+    from .interop import (  # the interop package builds on this module
+        is_adapterhub_folder,
+        load_adapterhub_adapter,
+    )
+
+    if folder.is_dir() and is_adapterhub_folder(folder):
+        if head is not None:
+            raise AdapterLoadError(
+                f"{folder} is an AdapterHub folder; load its head with mm_adapters.interop.load_adapterhub_head."
+            )
+        return load_adapterhub_adapter(model, folder, name, set_active=set_active)
     document = read_adapter_config(folder)
     name = check_name(name if name is not None else document["name"])
     config = config_from_document(document)

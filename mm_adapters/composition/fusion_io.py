@@ -44,9 +44,17 @@ def save_fusion(
     *,
     head: nn.Module | None = None,
     overwrite: bool = False,
+    format: str = "mm_adapters",
 ) -> Path:
     """Write fusion ``name`` (and optionally a task head) to ``directory``, atomically; an existing folder is
-    replaced only with ``overwrite=True``. Save the fused adapters too, with ``save_adapter``."""
+    replaced only with ``overwrite=True``. Save the fused adapters too, with ``save_adapter``.
+    ``format="adapterhub"`` writes an AdapterHub 1.x fusion folder (no head)."""
+    if format == "adapterhub" and head is None:
+        from ..interop import save_adapterhub_fusion
+
+        return save_adapterhub_fusion(model, name, directory, overwrite=overwrite)
+    if format != "mm_adapters":
+        raise ValueError(f"format must be 'mm_adapters' or 'adapterhub' (without a head), got {format!r}.")
     state = get_state(model)
     if name not in state.fusions:
         raise ValueError(f"No fusion named {name!r}; this model has {sorted(state.fusions)}.")
@@ -77,6 +85,10 @@ def load_fusion(
     Raises :class:`AdapterLoadError` naming the missing adapters when the model lacks any of them.
     """
     folder = Path(directory)
+    from ..interop import is_adapterhub_fusion_folder, load_adapterhub_fusion
+
+    if head is None and not (folder / CONFIG_FILE).is_file() and is_adapterhub_fusion_folder(folder):
+        return load_adapterhub_fusion(model, folder, name, set_active=set_active)
     document = _read_config(folder)
     name = check_name(name if name is not None else document["name"])
     adapters = document["adapters"]

@@ -1,0 +1,25 @@
+"""Interop with AdapterHub (``adapters`` 1.x) folders: load theirs with their outputs, write ours for them.
+
+``mm_adapters.load_adapter`` / ``load_fusion`` recognise AdapterHub folders on their own;
+``save_adapter(..., format="adapterhub")`` and ``save_fusion(..., format="adapterhub")`` write them.
+"""
+
+from .adapterhub_folders import (
+    is_adapterhub_folder,
+    is_adapterhub_fusion_folder,
+    load_adapterhub_adapter,
+    load_adapterhub_fusion,
+    load_adapterhub_head,
+    save_adapterhub_adapter,
+    save_adapterhub_fusion,
+)
+
+__all__ = [
+    "is_adapterhub_folder",
+    "is_adapterhub_fusion_folder",
+    "load_adapterhub_adapter",
+    "load_adapterhub_fusion",
+    "load_adapterhub_head",
+    "save_adapterhub_adapter",
+    "save_adapterhub_fusion",
+]
