@@ -227,7 +227,7 @@ def load_adapterhub_fusion(
     """Load an AdapterHub fusion folder into a model that has the fused adapters (loaded under their AdapterHub
     names); returns the fusion's name (default: the adapter names joined by ``_``)."""
     from ..composition.activation import activate_composition
-    from ..composition.blocks import Fuse
+    from ..composition.fuse import Fuse
     from ..composition.fusion import add_fusion, delete_fusion
 
     folder = Path(directory)
