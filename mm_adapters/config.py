@@ -8,7 +8,7 @@ from typing import Any
 
 ACTIVATIONS = ("relu", "gelu", "swish", "silu", "tanh")
 MODES = ("sequential", "parallel")
-SITES = ("attn", "ffn")
+SITES = ("attn", "ffn", "cross_attn")
 INITS = ("zero", "bert")
 # What the adapter reads, per mode (the math per block type is in docs/placements.md):
 READS = {
@@ -29,7 +29,8 @@ class AdapterConfig:
     """
 
     sites: tuple[str, ...] = ("ffn",)
-    """Sublayers that get an adapter: ``"attn"`` (attention output) and/or ``"ffn"`` (feed-forward output)."""
+    """Sublayers that get an adapter: ``"attn"`` (attention output), ``"ffn"`` (feed-forward output) and/or
+    ``"cross_attn"`` (cross-attention output, in towers that have one: Whisper's decoder; others skip it)."""
     mode: str = "sequential"
     """``"sequential"``: ``h + up(act(down(h)))`` on the sublayer output ``h``; ``"parallel"``: ``h + scaling * adapter(x)``
     beside the sublayer, ``x`` being its input."""

@@ -39,6 +39,7 @@ def add_adapter(
             f"An adapter named {name!r} already exists; delete_adapter it first or pick another name."
         )
     towers = _selected_towers(state.spec, config)
+    _check_sites(state.spec, towers, config)
     _check_placements(model, state.spec, towers, config)
     if not has_sites(model):
         for parameter in model.parameters():
@@ -46,10 +47,12 @@ def add_adapter(
     for tower_name in towers:
         tower = state.spec.towers[tower_name]
         layers = resolve_path(model, tower.layers)
+        site_specs = {name: spec for name, spec in tower.sites().items() if name in config.sites}
         for index in config.layer_indices(len(layers)):
-            hidden_size = block_hidden_size(layers[index], tower)  # stages of Swin-like models differ in width
-            for site_name in config.sites:
-                site_spec = getattr(tower, site_name)
+            hidden_size = block_hidden_size(
+                layers[index], tower
+            )  # stages of Swin-like models differ in width
+            for site_name, site_spec in site_specs.items():
                 site = _site_for(layers[index], site_spec, tower_name, index, site_name, hidden_size)
                 if config.reads != "output":
                     _place(layers[index], tower, site_spec, site, config.reads, state.spec.family)
@@ -154,6 +157,17 @@ def _selected_towers(spec: BackboneSpec, config: AdapterConfig) -> list[str]:
     return list(config.towers)
 
 
+def _check_sites(spec: BackboneSpec, towers: list[str], config: AdapterConfig) -> None:
+    """Every site in ``config.sites`` must exist in at least one selected tower (``cross_attn`` only in some)."""
+    available = {site for tower in towers for site in spec.towers[tower].sites()}
+    missing = [site for site in config.sites if site not in available]
+    if missing:
+        raise ValueError(
+            f"AdapterConfig.sites asks for {missing}, which no selected tower of backbone {spec.family!r} has "
+            f"(towers {towers} have sites {sorted(available)})."
+        )
+
+
 def _site_for(
     layer: nn.Module, site_spec, tower: str, index: int, site_name: str, hidden_size: int
 ) -> AdapterSite:
@@ -173,10 +187,9 @@ def _check_placements(model: nn.Module, spec: BackboneSpec, towers: list[str], c
     for tower_name in towers:
         tower = spec.towers[tower_name]
         block = resolve_path(model, tower.layers)[0]
-        for site_name in config.sites:
-            plan_site(
-                tower, getattr(tower, site_name), block, config.reads, family=spec.family, site_name=site_name
-            )
+        for site_name, site_spec in tower.sites().items():
+            if site_name in config.sites:
+                plan_site(tower, site_spec, block, config.reads, family=spec.family, site_name=site_name)
 
 
 def _place(layer: nn.Module, tower, site_spec, site: AdapterSite, reads: str, family: str) -> None:
@@ -214,7 +227,7 @@ def _unwrap_empty_sites(model: nn.Module) -> None:
     for tower_name, layers in tower_layers(model, state.spec).items():
         tower = state.spec.towers[tower_name]
         for layer in layers:
-            for site_spec in (tower.attn, tower.ffn):
+            for site_spec in tower.sites().values():
                 site = resolve_path(layer, site_spec.output)
                 if not isinstance(site, AdapterSite):
                     continue

@@ -55,6 +55,7 @@ def load_data(config: Config, backbone: Backbone) -> tuple[AdapterDataModule, li
         audio_column=audio_column,
         label_column=label_column,
         num_classes=len(names),
+        normalize=backbone.normalize_audio,
     )
     return runner.datamodule(config, train, val, collate), names
 

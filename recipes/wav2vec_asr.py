@@ -50,8 +50,9 @@ def load_data(config: Config, backbone: Backbone) -> tuple[AdapterDataModule, Ch
         audio_column = "audio"
     vocabulary = CharVocabulary.from_texts([*train["transcript"], *val["transcript"]])
     collate = CTCCollator(
-        backbone.sample_rate, vocabulary, min_samples=backbone.min_samples, audio_column=audio_column
-    )
+        backbone.sample_rate, vocabulary, min_samples=backbone.min_samples, audio_column=audio_column,
+        normalize=backbone.normalize_audio,
+    )  # fmt: skip
     return runner.datamodule(config, train, val, collate), vocabulary
 
 

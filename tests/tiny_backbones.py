@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from mm_adapters.specs import FAMILIES, TINY, Example
+from mm_adapters.specs.families.hf_whisper import whisper_config  # noqa: F401  (the Whisper tests build variants)
 
 HIDDEN, LAYERS, HEADS, FFN = TINY.hidden, TINY.layers, TINY.heads, TINY.ffn
 
@@ -39,10 +40,13 @@ ALL_FACTORIES: dict[str, Callable[[int], TinyBackbone]] = {
 }
 """Every family entry's examples, by example name (the coverage test builds each)."""
 
-CORE = ("hf_bert", "hf_vit", "hf_clip", "hf_wav2vec2", "hf_hubert", "hf_wavlm", "timm_vit", "open_clip")
+CORE = (
+    "hf_bert", "hf_vit", "hf_clip", "hf_wav2vec2", "hf_hubert", "hf_wavlm", "timm_vit", "open_clip", "hf_whisper",
+)  # fmt: skip
 FACTORIES: dict[str, Callable[[int], TinyBackbone]] = {name: ALL_FACTORIES[name] for name in CORE}
 """The examples the core tests parametrize over (one per block layout the injection code handles: split FFN,
-tuple-returning attention, nn.MultiheadAttention, two towers); the other families run in the coverage test."""
+tuple-returning attention, nn.MultiheadAttention, two towers, an encoder-decoder with cross-attention); the other
+families run in the coverage test."""
 
 # the factories tests import by name
 hf_bert, hf_vit, hf_clip = FACTORIES["hf_bert"], FACTORIES["hf_vit"], FACTORIES["hf_clip"]
@@ -51,3 +55,4 @@ hf_wav2vec2, timm_vit, open_clip_model = (
     FACTORIES["timm_vit"],
     FACTORIES["open_clip"],
 )
+hf_whisper = FACTORIES["hf_whisper"]

@@ -6,7 +6,7 @@ data code needs (``image_size``, ``image_mean``, ``image_std``, ``sample_rate``,
 ``backbone.model``; pass that to :func:`mm_adapters.add_adapter`.
 """
 
-from . import audio, clip, text, vision  # noqa: F401  (register the family wrappers)
+from . import audio, clip, text, vision, whisper  # noqa: F401  (register the family wrappers)
 from .audio import HFAudioBackbone
 from .base import Backbone, Preprocessing
 from .clip import HFCLIPBackbone, OpenCLIPBackbone
@@ -18,6 +18,7 @@ from .registry import BACKBONE_WRAPPERS, register_wrapper, wrap_backbone
 from .text import HFTextBackbone
 from .tokenizers import OpenCLIPTextTokenizer
 from .vision import HFViTBackbone, TimmViTBackbone
+from .whisper import HFWhisperBackbone, whisper_folder, windowed_encoder
 
 __all__ = [
     "BACKBONE_WRAPPERS",
@@ -28,6 +29,7 @@ __all__ = [
     "HFCLIPBackbone",
     "HFTextBackbone",
     "HFViTBackbone",
+    "HFWhisperBackbone",
     "OpenCLIPBackbone",
     "OpenCLIPTextTokenizer",
     "Preprocessing",
@@ -39,5 +41,7 @@ __all__ = [
     "minilm_path",
     "offline",
     "register_wrapper",
+    "whisper_folder",
+    "windowed_encoder",
     "wrap_backbone",
 ]

