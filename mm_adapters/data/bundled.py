@@ -44,9 +44,13 @@ def cifar10_dir(root: str | Path | None = None) -> Path:
 
 
 def fsdd_csv(
-    task: Literal["accent", "asr"], split: Literal["train", "val"], root: str | Path | None = None
+    task: Literal["accent", "asr", "digit_speaker", "asr_speaker"],
+    split: Literal["train", "val"],
+    root: str | Path | None = None,
 ) -> Path:
-    """Free Spoken Digit CSV: accent -> (path, label), asr -> (path, transcript); paths relative to the CSV."""
+    """Free Spoken Digit CSV: accent -> (path, label), asr -> (path, transcript), split by recording index;
+    digit_speaker -> (path, digit word) and asr_speaker -> (path, transcript), split by speaker (val: lucas,
+    theo). Paths are relative to the CSV."""
     return _existing(data_root(root) / "fsdd" / f"{task}_{split}.csv")
 
 
