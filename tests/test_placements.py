@@ -17,7 +17,7 @@ from mm_adapters.specs import resolve_path
 from tiny_backbones import FACTORIES
 
 POST_LN = ["hf_bert", "hf_wav2vec2"]
-PRE_LN = ["hf_vit", "hf_clip", "timm_vit", "open_clip"]
+PRE_LN = ["hf_vit", "hf_clip", "timm_vit", "open_clip", "hf_whisper"]
 ACT = {"relu": F.relu, "swish": F.silu}
 
 
