@@ -105,3 +105,16 @@ def test_an_encoder_only_backbone_is_refused():
 )
 def test_transcripts_are_compared_after_normalising(text, expected):
     assert normalize_transcript(text) == expected
+
+
+def test_transcript_collator_keeps_the_raw_waveform_and_the_text():
+    from mm_adapters.data import TranscriptCollator, fsdd_csv, load_audio_csv
+    from mm_adapters.data.audio import read_audio
+
+    data = load_audio_csv(fsdd_csv("asr_speaker", "val"))
+    rows = [{**data[i], "index": i} for i in (0, 8)]
+    batch = TranscriptCollator(16_000, normalize=False)(rows)
+    assert batch["transcripts"] == ["zero", "one"] and batch["index"].tolist() == [0, 8]
+    raw = read_audio(rows[0]["path"], 16_000, normalize=False)
+    torch.testing.assert_close(batch["input_values"][0, : len(raw)], raw, rtol=0, atol=0)
+    assert batch["attention_mask"][0].sum() == len(raw)

@@ -19,6 +19,7 @@ from .collators import (
     ImageClassificationCollator,
     RetrievalCollator,
     TextClassificationCollator,
+    TranscriptCollator,
 )
 from .datamodule import AdapterDataModule
 from .hub import DatasetUnavailableError, load_hub_or_local
@@ -43,6 +44,7 @@ __all__ = [
     "RetrievalCollator",
     "SST2_LABEL_NAMES",
     "TextClassificationCollator",
+    "TranscriptCollator",
     "agnews_tsv",
     "check_image_folder",
     "check_label_range",

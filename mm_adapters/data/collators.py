@@ -147,3 +147,28 @@ class CTCCollator:
             "transcripts": transcripts,
             "index": row_indices(rows),
         }
+
+
+@dataclass
+class TranscriptCollator:
+    """-> `input_values`, `attention_mask`, `transcripts` list[str], `index`: raw audio and its text, for models that
+    tokenize transcripts themselves (:class:`mm_adapters.lightning.SpeechSeq2SeqModule`)."""
+
+    sample_rate: int
+    min_samples: int = 1
+    audio_column: str = "path"
+    transcript_column: str = "transcript"
+    normalize: bool = True
+    """Zero mean, unit variance per clip (``backbone.normalize_audio``: off for Whisper)."""
+
+    def __call__(self, rows: Sequence[Row]) -> dict[str, Any]:
+        waveforms = [
+            read_audio(row[self.audio_column], self.sample_rate, self.min_samples, self.normalize) for row in rows
+        ]
+        input_values, attention_mask = pad_waveforms(waveforms)
+        return {
+            "input_values": input_values,
+            "attention_mask": attention_mask,
+            "transcripts": [str(row[self.transcript_column]) for row in rows],
+            "index": row_indices(rows),
+        }
