@@ -47,6 +47,7 @@ def _batch() -> dict:
         "input_values": audio,
         "attention_mask": torch.ones_like(audio, dtype=torch.long),
         "transcripts": ["three", "seven eight"],
+        "index": torch.tensor([0, 1]),
     }
 
 
@@ -70,10 +71,9 @@ def test_training_changes_only_the_decoder_adapters_and_lowers_the_loss():
     module = SpeechSeq2SeqModule(backbone)
     optimizer = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=1e-2)
     batch, losses = _batch(), []
-    features, _ = backbone.log_mel(batch)
     for _ in range(5):
         optimizer.zero_grad()
-        loss = module._loss(features, batch["transcripts"])
+        loss = module.loss(module.encode(batch, "train"), batch["transcripts"])
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
@@ -87,12 +87,34 @@ def test_greedy_decoding_returns_one_transcript_per_clip_with_or_without_a_promp
     module = SpeechSeq2SeqModule(_tiny_seq2seq(), max_new_tokens=3)
     features, _ = module.backbone.log_mel(_batch())
     assert features.shape == (2, 8, 20)
+    encoded = module.encode(_batch())
     with torch.no_grad():
-        plain = module.transcribe(features)
+        plain = module.transcribe(encoded)
         module.prompt = "zero one two"
-        prompted = module.transcribe(features)
+        prompted = module.transcribe(encoded)
     assert len(plain) == len(prompted) == 2 and all(isinstance(t, str) for t in plain + prompted)
     assert not any("zero one two" in t for t in prompted)
+
+
+@needs_tokenizer
+def test_encoder_outputs_are_cached_only_while_no_encoder_adapter_is_active():
+    backbone = _tiny_seq2seq()
+    mma.add_adapter(backbone.model, "dec", AdapterConfig.pfeiffer(towers=("text",)))
+    mma.add_adapter(backbone.model, "enc", AdapterConfig.houlsby(towers=("audio",), reduction_factor=2))
+    with torch.no_grad():
+        for name, parameter in backbone.model.named_parameters():
+            if ".adapters.enc." in name:
+                parameter.normal_(0, 0.5)
+    calls = []
+    backbone.encoder.register_forward_hook(lambda *_: calls.append(1))
+    module, batch = SpeechSeq2SeqModule(backbone), _batch()
+    mma.set_active_adapters(backbone.model, "dec")
+    first = module.encode(batch, "val").last_hidden_state
+    again = module.encode(batch, "val").last_hidden_state
+    assert len(calls) == 1 and torch.equal(first, again)
+    mma.set_active_adapters(backbone.model, ["enc", "dec"])
+    adapted = module.encode(batch, "val").last_hidden_state
+    assert len(calls) == 2 and not torch.allclose(adapted, first) and adapted.requires_grad
 
 
 def test_an_encoder_only_backbone_is_refused():
