@@ -2,6 +2,8 @@
 
     python recipes/wav2vec_asr.py --preset demo   # bundled Free Spoken Digit clips ("zero" ... "nine"), demo-wav2vec2
     python recipes/wav2vec_asr.py --preset full   # facebook/wav2vec2-base + LibriSpeech clean train.100
+    python recipes/wav2vec_asr.py --backbone whisper-tiny.en --data bundled:fsdd-speakers  # real Whisper encoder,
+                                                  # CTC on speakers never heard in training
 
 Reports word and character error rates (greedy decoding) on the validation split; metrics.json also lists a few
 decoded validation transcripts next to their references, and vocabulary.json holds the CTC characters.
@@ -28,6 +30,7 @@ from mm_adapters.data import (
 from mm_adapters.lightning import CTCModule
 
 HUB_CONFIG, HUB_SPLITS = "clean", ("train.100", "validation")
+BUNDLED = {"bundled:fsdd": "asr", "bundled:fsdd-speakers": "asr_speaker"}
 
 
 @dataclass
@@ -36,9 +39,11 @@ class Config(runner.RecipeConfig):
 
 
 def load_data(config: Config, backbone: Backbone) -> tuple[AdapterDataModule, CharVocabulary]:
-    """(path, transcript) CSVs of the bundled clips, or LibriSpeech (lower-cased transcripts)."""
-    if config.data == "bundled:fsdd":
-        train, val = (load_audio_csv(fsdd_csv("asr", split)) for split in ("train", "val"))
+    """(path, transcript) CSVs of the bundled clips (``bundled:fsdd-speakers``: split by speaker), or LibriSpeech
+    (lower-cased transcripts)."""
+    if config.data in BUNDLED:
+        task = BUNDLED[config.data]
+        train, val = (load_audio_csv(fsdd_csv(task, split)) for split in ("train", "val"))
         audio_column = "path"
     else:
         train, val = (

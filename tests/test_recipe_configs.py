@@ -12,7 +12,10 @@ import yaml
 
 from mm_adapters.runner import PRESET_NAMES, RecipeConfig, dump_config, parse_config
 
-RECIPES = ("vit_cifar", "clip_retrieval", "wav2vec_accent", "wav2vec_asr", "bert_text", "fusion_multitask")
+RECIPES = (
+    "vit_cifar", "clip_retrieval", "wav2vec_accent", "wav2vec_asr", "bert_text", "fusion_multitask",
+    "speech_digits", "whisper_asr",
+)  # fmt: skip
 CONFIGS = Path(__file__).resolve().parents[1] / "recipes" / "configs"
 
 

@@ -117,8 +117,10 @@ class HFWhisperBackbone(Backbone):
 
     @classmethod
     def from_loaded(cls, model: nn.Module, preprocessing: Preprocessing | None, name: str) -> Backbone:
-        """``load_backbone`` gives the encoder alone on a :data:`DEFAULT_WINDOW_SECONDS` window."""
-        return cls(windowed_encoder(model, DEFAULT_WINDOW_SECONDS), preprocessing, name)
+        """``load_backbone`` gives the encoder alone on a :data:`DEFAULT_WINDOW_SECONDS` window (or the model's
+        own, if that is shorter)."""
+        own = _encoder_of(model).config.max_source_positions * CONV_STRIDE * HOP_LENGTH / SAMPLE_RATE
+        return cls(windowed_encoder(model, min(DEFAULT_WINDOW_SECONDS, own)), preprocessing, name)
 
     def __init__(self, model: nn.Module, preprocessing: Preprocessing | None = None, name: str = "") -> None:
         super().__init__(model, preprocessing, name)

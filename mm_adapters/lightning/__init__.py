@@ -12,8 +12,8 @@ from .export import export_adapter
 from .losses import contrastive_loss
 from .recall import retrieval_recall
 from .retrieval import RetrievalModule
-from .serving import MultiTaskPredictor, TaskPrediction, load_for_inference
 from .seq2seq import SpeechSeq2SeqModule, normalize_transcript
+from .serving import MultiTaskPredictor, TaskPrediction, load_for_inference
 
 __all__ = [
     "AdapterTaskModule",
