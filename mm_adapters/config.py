@@ -8,7 +8,7 @@ from typing import Any
 
 ACTIVATIONS = ("relu", "gelu", "swish", "silu", "tanh")
 MODES = ("sequential", "parallel")
-SITES = ("attn", "ffn", "cross_attn")
+SITES = ("attn", "cross_attn", "ffn")  # in execution order inside a block
 INITS = ("zero", "bert")
 # What the adapter reads, per mode (the math per block type is in docs/placements.md):
 READS = {

@@ -22,7 +22,7 @@ from pathlib import Path
 
 RECIPES_DIR = Path(__file__).resolve().parent
 HEADLINE = ("vit_cifar", "clip_retrieval", "wav2vec_accent", "speech_digits", "speech_digits_probe")
-VARIANTS = {"speech_digits_probe": ("speech_digits", ["--linear-probe"])}
+VARIANTS = {"speech_digits_probe": ("speech_digits", ["--linear-probe", "--lr", "0.01"])}
 """Demo runs that are a recipe with extra options (a baseline next to the adapters)."""
 TASKS = {
     "speech_digits": "spoken digits, new speakers (real Whisper)",

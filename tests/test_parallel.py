@@ -16,7 +16,8 @@ TASKS = ("a", "b", "c")
 
 def _adapted(family, preset, names=TASKS, seed=0):
     tiny = FACTORIES[family](seed)
-    towers = ("vision",) if family in TWO_TOWER else None
+    # Whisper: the decoder reads the encoder's output with the input batch, so only the decoder may branch
+    towers = ("vision",) if family in TWO_TOWER else ("text",) if family == "hf_whisper" else None
     tiny.model.requires_grad_(False)
     for index, name in enumerate(names):
         torch.manual_seed(100 + index)

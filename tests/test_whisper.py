@@ -169,3 +169,12 @@ def test_wrapper_accepts_ready_log_mel_features():
         hidden, lengths = backbone.frames({"input_features": features, "feature_attention_mask": mask})
     assert lengths.tolist() == [10, 4]
     torch.testing.assert_close(hidden, backbone.model(features).last_hidden_state)
+
+
+def test_parallel_tasks_cannot_branch_the_encoder_the_decoder_reads():
+    tiny = hf_whisper()
+    for name in ("a", "b"):
+        mma.add_adapter(tiny.model, name, AdapterConfig.pfeiffer(towers=("audio",), reduction_factor=2))
+    _randomised(tiny)
+    with pytest.raises(ValueError, match="cannot branch the 'audio' tower"):
+        mma.set_active_adapters(tiny.model, mma.Parallel("a", "b"))
