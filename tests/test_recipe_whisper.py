@@ -65,7 +65,7 @@ def test_speech_digits_trains_adapters_and_a_probe_on_held_out_speakers(tiny_whi
 def test_whisper_asr_reports_zero_shot_and_tuned_scores(tiny_whisper, tmp_path):
     report = run(
         "whisper_asr", tmp_path, "--backbone", tiny_whisper, "--towers", "audio,text", "--cross-attention", "true",
-        "--max-new-tokens", "2",
+        "--max-new-tokens", "2", "--max-steps", "-1", "--limit-train-batches", "2",  # fit validates after zero-shot
     )  # fmt: skip
     for key in ("zero_shot_metrics", "zero_shot_prompted_metrics", "metrics"):
         assert {"val_wer", "val_word_acc"} <= set(report[key])

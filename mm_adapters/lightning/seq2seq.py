@@ -117,6 +117,12 @@ class SpeechSeq2SeqModule(AdapterTaskModule):
         self.log("train_loss", loss, prog_bar=True, batch_size=len(batch["transcripts"]))
         return loss
 
+    def on_validation_epoch_start(self) -> None:
+        # trainer.validate runs in inference mode and fit's validation does not: metric states made in one cannot
+        # be updated in place in the other (a zero-shot validate before fit), so each epoch starts fresh
+        self.val_wer.reset()
+        self.val_word_acc.reset()
+
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         encoded = self.encode(batch, "val")
         size = len(batch["transcripts"])
