@@ -112,6 +112,8 @@ class TowerBranch:
         hidden = args[0] if args else first_input(args, kwargs)
         if id(hidden) in self._handed_on:  # a shared input module before it already ran on the original rows
             take = hidden
+        elif any(out.shape[0] == hidden.shape[0] for out in self._handed_on.values()):
+            take = hidden  # a handed-on output after an elementwise op (fc1 -> act -> fc2): the original rows
         elif hidden.shape[0] % self.n == 0:
             # the replicas are task-major, also after a block reshapes its rows per sample (Swin's windows)
             take = hidden[: hidden.shape[0] // self.n]
