@@ -22,10 +22,13 @@ from .collators import (
     TranscriptCollator,
 )
 from .datamodule import AdapterDataModule
+from .errors import LocalDataError
 from .hub import DatasetUnavailableError, load_hub_or_local
 from .images import ImageTransform, check_image_folder, load_image_folder, to_rgb
 from .indexed import IndexedDataset
-from .labels import check_label_range, encode_labels, label_names, to_class_labels
+from .labels import check_label_range, encode_labels, label_names, shared_class_labels, to_class_labels
+from .local import LocalData, load_local_data
+from .local_layout import LAYOUT as LOCAL_DATA_LAYOUT
 from .padding import pad_label_sequences, pad_waveforms
 from .tables import read_table
 from .text import encode_texts, load_text_table
@@ -41,6 +44,9 @@ __all__ = [
     "ImageClassificationCollator",
     "ImageTransform",
     "IndexedDataset",
+    "LOCAL_DATA_LAYOUT",
+    "LocalData",
+    "LocalDataError",
     "RetrievalCollator",
     "SST2_LABEL_NAMES",
     "TextClassificationCollator",
@@ -60,12 +66,14 @@ __all__ = [
     "load_coco_captions",
     "load_hub_or_local",
     "load_image_folder",
+    "load_local_data",
     "load_text_table",
     "normalize_audio",
     "pad_label_sequences",
     "pad_waveforms",
     "read_audio",
     "read_table",
+    "shared_class_labels",
     "sst2_tsv",
     "to_class_labels",
     "to_rgb",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from datasets import ClassLabel, Dataset
 
@@ -84,3 +84,50 @@ def label_names(dataset: Dataset, column: str = "label") -> list[str]:
             f"Column {column!r} is {feature!r}, not a ClassLabel; convert it with to_class_labels(dataset, {column!r})."
         )
     return list(feature.names)
+
+
+def shared_class_labels(splits: Mapping[str, Dataset], column: str = "label") -> dict[str, Dataset]:
+    """Every split with `column` as one ClassLabel: the sorted union of all splits' names, so that an id means the
+    same class in train and validation (encoding each split on its own shifts the ids when a split lacks a class).
+    Splits that already share one ClassLabel are returned as they are."""
+    features = {name: split.features.get(column) for name, split in splits.items()}
+    missing = sorted(name for name, feature in features.items() if feature is None)
+    if missing:
+        raise ValueError(
+            f"Column {column!r} not found in splits {missing}; the first has {list(next(iter(splits.values())).features)}."
+        )
+    labels = list(features.values())
+    if all(isinstance(f, ClassLabel) for f in labels) and all(f.names == labels[0].names for f in labels):
+        return {name: to_class_labels(split, column) for name, split in splits.items()}
+    values: set[str] = set()
+    for name, split in splits.items():
+        feature = features[name]
+        if isinstance(feature, ClassLabel):
+            values.update(feature.names)
+        else:
+            values.update(str(value).strip() for value in split[column])
+    names = sorted(values, key=int) if all(v.lstrip("-").isdigit() for v in values) else sorted(values)
+    return {name: _relabel(split, column, names) for name, split in splits.items()}
+
+
+def _relabel(split: Dataset, column: str, names: list[str]) -> Dataset:
+    feature = split.features[column]
+    if isinstance(feature, ClassLabel) and feature.names == names:
+        return split
+    if isinstance(feature, ClassLabel):
+        values = [feature.names[value] if value >= 0 else "" for value in split[column]]
+    else:
+        values = [str(value).strip() for value in split[column]]
+    lookup = {name: index for index, name in enumerate(names)}
+    unknown = sorted(set(values) - lookup.keys())
+    if unknown:  # an unlabelled row (GLUE test splits use -1)
+        raise ValueError(
+            f"Labels {unknown[:5]} in column {column!r} are not class names {names}; label every row."
+        )
+    ids = [lookup[value] for value in values]
+    features = split.features.copy()
+    features[column] = ClassLabel(names=names)
+    return split.map(
+        lambda _, rows: {column: [ids[row] for row in rows]},
+        with_indices=True, batched=True, features=features, keep_in_memory=True,
+    )  # fmt: skip

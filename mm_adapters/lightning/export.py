@@ -21,7 +21,9 @@ Retrieval adapters have no head: ``load_for_inference`` returns None and ``backb
 of the adapters it fuses: ``load_for_inference(backbone, "fusion", adapters=["adapters/sst2", "adapters/agnews"])``.
 
 A linear head is known from its tensors; any other head that :func:`export_adapter` knows (the feature adapters) is
-described in ``head_config.json`` next to ``head.safetensors``.
+described in ``head_config.json`` next to ``head.safetensors``. A classification head comes back with
+``class_names`` (id -> name: ``head.class_names[predictions[0]]``), a CTC head with its ``vocabulary``
+(``head.vocabulary.decode_ctc(ids)``), read from the folder's ``labels.json``.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from ..atomic import write_directory_atomically
 from ..backbones import Backbone
 from ..composition import FeatureAdapter, load_fusion
 from ..composition.fusion_io import CONFIG_FILE as FUSION_CONFIG_FILE
+from ..data.vocabulary import CharVocabulary
 from ..errors import AdapterLoadError
 from ..injection import active_adapters, list_adapters
 from ..layers.bottleneck import _ACTIVATIONS
@@ -46,6 +49,7 @@ from ..serialization import CONFIG_FILE, HEAD_FILE, load_adapter, save_adapter
 from .base import AdapterTaskModule
 
 HEAD_CONFIG_FILE = "head_config.json"
+LABELS_FILE = "labels.json"
 FEATURE_ADAPTERS = "feature_adapters"
 
 
@@ -54,11 +58,13 @@ def export_adapter(
 ) -> Path:
     """Save the module's adapter (the active one unless ``name`` is given) and its ``head`` to ``directory``.
 
-    Without adapters (a linear probe) only ``head.safetensors`` is written.
+    Without adapters (a linear probe) only ``head.safetensors`` is written. The class names of a classification
+    module (or the vocabulary of a CTC module) go to ``labels.json``.
     """
     head = getattr(module, "head", None)
     model = module.backbone.model
     description = head_description(head)
+    labels = _labels_of(module)
     if not list_adapters(model):
         if head is None:
             raise ValueError("Nothing to export: the module has neither an adapter nor a head.")
@@ -67,6 +73,7 @@ def export_adapter(
         def fill(folder: Path) -> None:
             save_file(tensors, str(folder / HEAD_FILE))
             _write_description(folder, description)
+            _write_labels(folder, labels)
 
         return write_directory_atomically(Path(directory), fill, overwrite)
     if name is None:
@@ -74,12 +81,13 @@ def export_adapter(
         if len(active) != 1:
             raise ValueError(f"Pass the adapter name to export; active adapters are {list(active)}.")
         name = active[0]
-    if description is None:
+    if description is None and labels is None:
         return save_adapter(model, name, directory, head=head, overwrite=overwrite)
 
     def fill_with_description(folder: Path) -> None:
         save_adapter(model, name, folder, head=head, overwrite=True)
         _write_description(folder, description)
+        _write_labels(folder, labels)
 
     return write_directory_atomically(Path(directory), fill_with_description, overwrite)
 
@@ -127,6 +135,12 @@ def load_for_inference(
             "wrote."
         )
     backbone.eval()
+    if head is not None and (folder / LABELS_FILE).is_file():
+        saved = json.loads((folder / LABELS_FILE).read_text(encoding="utf-8"))
+        if "class_names" in saved:
+            head.class_names = list(saved["class_names"])
+        if "vocabulary" in saved:
+            head.vocabulary = CharVocabulary(tuple(saved["vocabulary"]))
     return head.eval() if head is not None else None
 
 
@@ -174,3 +188,19 @@ def _feature_adapter(dim: int, bottleneck: int, alpha: float, activation: str) -
 def _write_description(folder: Path, description: dict[str, Any] | None) -> None:
     if description is not None:
         (folder / HEAD_CONFIG_FILE).write_text(json.dumps(description, indent=2) + "\n")
+
+
+def _labels_of(module: AdapterTaskModule) -> dict[str, Any] | None:
+    """What maps the head's output ids to names: class names, or the CTC characters (id 0 is the blank)."""
+    vocabulary = getattr(module, "vocabulary", None)
+    if isinstance(vocabulary, CharVocabulary):
+        return {"task": "ctc", "blank_id": vocabulary.blank_id, "vocabulary": list(vocabulary.chars)}
+    names = getattr(module, "class_names", None)
+    return {"task": "classification", "class_names": list(names)} if names is not None else None
+
+
+def _write_labels(folder: Path, labels: dict[str, Any] | None) -> None:
+    if labels is not None:
+        (folder / LABELS_FILE).write_text(
+            json.dumps(labels, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
+        )

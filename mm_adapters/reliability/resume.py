@@ -10,9 +10,20 @@ from torch import nn
 
 from ..injection import list_adapters
 from .checkpoint_io import CheckpointError, check_checkpoint
+from .fingerprint import RunFingerprint, saved_fingerprint
 
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
 AUTO, NEVER = "auto", "none"
+METRICS_FILE = "metrics.json"
+"""The report a finished run leaves in its output folder."""
+
+
+class ResumeRefusedError(CheckpointError):
+    """``resume="auto"`` found a checkpoint of another run (other data or settings) in the output folder."""
+
+
+class RunFinishedError(CheckpointError):
+    """``resume="auto"`` found a finished run with its report in the output folder: nothing is left to train."""
 
 
 def find_last_checkpoint(output_dir: str | os.PathLike) -> Path | None:
@@ -21,23 +32,43 @@ def find_last_checkpoint(output_dir: str | os.PathLike) -> Path | None:
     return path if path.is_file() else None
 
 
-def resolve_resume(resume: str | os.PathLike | None, output_dir: str | os.PathLike) -> Path | None:
+def resolve_resume(
+    resume: str | os.PathLike | None,
+    output_dir: str | os.PathLike,
+    fingerprint: RunFingerprint | None = None,
+    *,
+    start_over: str = "resume='none'",
+    other_output: str = "another output_dir",
+) -> Path | None:
     """The checkpoint to resume from, checked to be loadable.
 
     ``resume`` is ``"auto"`` (or None): the run's own ``last.ckpt`` if an earlier run left one, so that restarting
     a killed run with the same command continues it; ``"none"``: start over; anything else: a checkpoint path.
     Raises :class:`CheckpointError` for a missing or unusable file, saying what to do.
+
+    With a ``fingerprint`` (data and settings of this run), ``"auto"`` continues only a checkpoint of the same
+    run: another run's raises :class:`ResumeRefusedError` naming both; a finished run whose ``metrics.json`` is
+    there raises :class:`RunFinishedError` instead of training 0 steps and overwriting its report. ``start_over``
+    and ``other_output`` are how the messages name the two ways out (a command line passes its own flags).
     """
     if resume is None or str(resume) == AUTO:
         path = find_last_checkpoint(output_dir)
         if path is None:
+            if fingerprint is not None and (Path(output_dir) / METRICS_FILE).is_file():
+                raise RunFinishedError(
+                    f"{Path(output_dir) / METRICS_FILE} is the report of an earlier run, and there is no checkpoint "
+                    f"to tell whether it was this one; it is kept. Use {other_output}, or pass {start_over} to "
+                    "train again and replace it."
+                )
             return None
         try:
-            check_checkpoint(path)
+            checkpoint = check_checkpoint(path)
         except CheckpointError as error:
             raise CheckpointError(
-                f"{error} It was found in --output-dir for automatic resume; pass --resume none to start over."
+                f"{error} It was found in {output_dir} for automatic resume; pass {start_over} to start over."
             ) from error
+        if fingerprint is not None:
+            _check_same_run(path, checkpoint, fingerprint, Path(output_dir), start_over, other_output)
         return path
     if str(resume) == NEVER:
         return None
@@ -48,6 +79,35 @@ def resolve_resume(resume: str | os.PathLike | None, output_dir: str | os.PathLi
         )
     check_checkpoint(path)
     return path
+
+
+def _check_same_run(
+    path: Path,
+    checkpoint: dict[str, Any],
+    fingerprint: RunFingerprint,
+    output_dir: Path,
+    start_over: str,
+    other_output: str,
+) -> None:
+    saved, finished = saved_fingerprint(checkpoint)
+    ways_out = f"Pass {start_over} to start over (that checkpoint will be replaced) or use {other_output}"
+    if saved is None:
+        raise ResumeRefusedError(
+            f"{path} holds no run fingerprint (an older version wrote it), so it cannot be told apart from another "
+            f"run with other data or settings. {ways_out}."
+        )
+    differences = fingerprint.differences(saved)
+    if differences:
+        raise ResumeRefusedError(
+            f"{path} belongs to another run, so it is not resumed: " + "; ".join(differences[:6])
+            + f". {ways_out}; to continue that checkpoint with these settings anyway, pass its path as resume."
+        )  # fmt: skip
+    if finished and (output_dir / METRICS_FILE).is_file():
+        raise RunFinishedError(
+            f"{output_dir} holds a finished run of the same data and settings; its results are in "
+            f"{output_dir / METRICS_FILE} and are kept. Use {other_output}, or pass {start_over} to train again "
+            "and replace them."
+        )
 
 
 def checkpoint_mismatch(checkpoint: str | os.PathLike | dict[str, Any], module: nn.Module) -> str | None:
