@@ -95,7 +95,7 @@ def test_too_few_samples_per_class(tmp_path):
     write_csv(tmp_path / "train.csv", ["text", "label"], rows)
     write_csv(tmp_path / "validation.csv", ["text", "label"], rows[:1])
     message = refused(tmp_path, "text")
-    assert "class 'neg' has 1 training example(s), fewer than min_per_class=2" in message
+    assert "class 'neg' has 1 training example(s), fewer than the 2 per class needed" in message
 
 
 def test_a_single_class_is_refused(tmp_path):

@@ -296,7 +296,7 @@ def _class_names(train: _Split, validation: _Split, min_per_class: int, root: Pa
         if count < min_per_class:
             problems.append(
                 Problem(train.source.path.name, f"class {label!r} has {count} training example(s), fewer than "
-                        f"min_per_class={min_per_class}", "Add examples of those classes, or remove or merge them.")
+                        f"the {min_per_class} per class needed", "Add examples of those classes, or remove them.")
             )  # fmt: skip
     raise_problems(problems, f"Data {root}")
     names = _sorted_names(set(counts) | set(validation.values["label"]))
