@@ -3,16 +3,16 @@
     python recipes/bert_text.py --preset demo                  # real all-MiniLM-L6-v2 (packaged) + bundled SST-2
     python recipes/bert_text.py --preset demo --linear-probe   # the same backbone, head only, as a baseline
     python recipes/bert_text.py --preset full                  # bert-base-uncased + GLUE SST-2 from the Hub
+    python recipes/bert_text.py --data my_reviews/ --output-dir runs/reviews   # your train.csv + validation.csv
 
-The demo validates on all 872 sentences of the GLUE SST-2 validation set. ``--data`` also takes any CSV/TSV with
-a sentence and a label column (e.g. the bundled AG News: data/text/agnews/train.tsv; validation.tsv next to it).
+The demo validates on all 872 sentences of the GLUE SST-2 validation set. ``--data FOLDER`` trains on your own
+table of texts and labels (train.csv + validation.csv, columns text,label; see "Your own data" below).
 Presets: configs/bert_text/{demo,full}.yaml.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from mm_adapters import runner
 from mm_adapters.backbones import Backbone
@@ -22,8 +22,8 @@ from mm_adapters.data import (
     label_names,
     load_hub_or_local,
     load_text_table,
+    shared_class_labels,
     sst2_tsv,
-    to_class_labels,
 )
 from mm_adapters.lightning import ClassificationModule
 
@@ -31,28 +31,27 @@ SST2_NAMES = ["negative", "positive"]
 
 
 @dataclass
-class Config(runner.ClassificationConfig):
-    """The common options (see configs/bert_text/ for the presets)."""
+class Config(runner.ClassificationConfig, runner.TextColumns):
+    """The common options and the columns of a local table (see configs/bert_text/ for the presets)."""
 
 
 def load_data(config: Config, backbone: Backbone) -> tuple[AdapterDataModule, list[str]]:
-    """Bundled SST-2 TSVs, GLUE SST-2 from the hub, or a train CSV/TSV with a validation file next to it."""
-    if config.data == "bundled:sst2":
+    """A local folder or table (the local-data contract), the bundled SST-2 TSVs, or GLUE SST-2 from the hub."""
+    if runner.is_local(config.data):
+        local = runner.load_local(config, "text")
+        train, val, names = local.train, local.validation, local.class_names
+    elif config.data == "bundled:sst2":
         train, val = (
             load_text_table(sst2_tsv(split), label_names=SST2_NAMES) for split in ("train", "validation")
         )
-    elif config.data == "nyu-mll/glue":
-        train, val = (
-            to_class_labels(load_hub_or_local(config.data, split, "sst2").rename_column("sentence", "text"))
-            for split in ("train", "validation")
-        )
+        names = label_names(train)
     else:
-        train_path = Path(config.data)
-        train = load_text_table(train_path)
-        val = load_text_table(
-            train_path.with_name(f"validation{train_path.suffix}"), label_names=label_names(train)
-        )
-    names = label_names(train)
+        splits = {
+            split: load_hub_or_local(config.data, split, "sst2").rename_column("sentence", "text")
+            for split in ("train", "validation")
+        }
+        train, val = shared_class_labels(splits, "label").values()
+        names = label_names(train)
     collate = TextClassificationCollator(backbone.tokenizer, backbone.max_length, num_classes=len(names))
     return runner.datamodule(config, train, val, collate), names
 

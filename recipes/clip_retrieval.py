@@ -2,6 +2,7 @@
 
     python recipes/clip_retrieval.py --preset demo     # bundled 80/79-image COCO subset (5 captions each), demo-clip
     python recipes/clip_retrieval.py --preset full     # open_clip ViT-B-32 (laion2b_s34b_b79k) + COCO 2017 captions
+    python recipes/clip_retrieval.py --data my_pairs/ --output-dir runs/pairs   # images + image_path,caption CSVs
 
 Reports recall@1/5/10 (image->text and text->image) on the validation images before training (zero-shot) and
 after, and the same on the first 400 training captions ("seen images": with the random demo backbone, nothing
@@ -14,7 +15,9 @@ trains all three with the same data, seed and steps (outputs in <output-dir>/<va
 also written to <output-dir>/metrics.json.
 
 Full data is a COCO 2017 folder (``train2017/``, ``val2017/`` and ``captions_{train,val}2017.json`` in it or in
-``annotations/``), downloaded from cocodataset.org; pass it with --data. Presets: configs/clip_retrieval/{demo,full}.yaml.
+``annotations/``), downloaded from cocodataset.org; pass it with --data. Your own pairs: ``--data FOLDER`` with
+images and train.csv + validation.csv of image_path,caption (paths relative to the table; several captions per
+image share it). Presets: configs/clip_retrieval/{demo,full}.yaml.
 """
 
 from __future__ import annotations
@@ -51,8 +54,8 @@ FEATURE_REDUCTION = 4  # CLIP-Adapter's bottleneck: embedding width / 4
 
 
 @dataclass
-class Config(runner.RecipeConfig):
-    """The common options, the adapter variant and the comparison of all three."""
+class Config(runner.RecipeConfig, runner.CaptionColumns):
+    """The common options, the columns of a local table, the adapter variant and the comparison of all three."""
 
     variant: Literal["separate", "shared", "feature"] = runner.option(
         "separate",
@@ -83,9 +86,19 @@ def caption_files(data: str, split: str) -> CaptionFiles:
     )
 
 
+def is_coco_folder(data: str) -> bool:
+    """A COCO 2017 download (``train2017/`` + caption json) rather than a folder in the local-data contract."""
+    return (Path(data).expanduser() / "train2017").is_dir()
+
+
 def load_data(config: Config, backbone: Backbone) -> AdapterDataModule:
-    """Caption rows (one per caption, with its image id) for train and validation."""
-    train, val = (load_coco_captions(*caption_files(config.data, split)) for split in ("train", "val"))
+    """Caption rows (one per caption, with its image id) for train and validation: a local folder of images and
+    (image_path, caption) tables (the local-data contract), the bundled COCO subset, or a COCO 2017 download."""
+    if runner.is_local(config.data) and not is_coco_folder(config.data):
+        local = runner.load_local(config, "retrieval")
+        train, val = local.train, local.validation
+    else:
+        train, val = (load_coco_captions(*caption_files(config.data, split)) for split in ("train", "val"))
     transform = ImageTransform(backbone.image_size, backbone.image_mean, backbone.image_std, crop=True)
     collate = RetrievalCollator(transform, backbone.tokenizer, max_length=backbone.max_length)
     return runner.datamodule(config, train, val, collate)

@@ -3,6 +3,7 @@
     python recipes/fusion_multitask.py --preset demo                  # all-MiniLM-L6-v2 (packaged), bundled data
     python recipes/fusion_multitask.py --preset demo --target agnews  # fuse for topic classification instead
     python recipes/fusion_multitask.py --preset full                  # bert-base-uncased, GLUE SST-2 + AG News (Hub)
+    python recipes/fusion_multitask.py --data my_tasks/ --output-dir runs/fused   # my_tasks/<task>/train.csv ...
 
 Stage 1 trains one Pfeiffer adapter and its own head per task, each alone: SST-2 sentiment and AG News topic.
 Stage 2 freezes the backbone and both adapters and trains only the fusion layers and a new head on the --target
@@ -13,21 +14,22 @@ Outputs (in --output-dir): metrics.json, fusion_weights.png (fusion attention, t
 few validation sentences), adapters/<task>/ (adapter + its head), fusion/ (fusion layers + target head), and per
 stage stages/<stage>/{logs/metrics.csv, curves.png, checkpoints/last.ckpt}. ``--resume auto`` (the default)
 continues each stage from its own checkpoint, so a killed run restarted with the same command picks up where it
-stopped. ``--data`` is ``bundled``, ``hub``, or a folder with ``sst2/`` and ``agnews/`` in it, each holding
-``train.tsv`` and ``validation.tsv`` (or ``.csv``) with a sentence and a label column. Presets:
-configs/fusion_multitask/{demo,full}.yaml.
+stopped. ``--data`` is ``bundled``, ``hub``, or your own: a folder with one text data folder per task in it
+(e.g. ``reviews/`` and ``topics/``, each with train.csv + validation.csv of text,label; the tasks are named after
+the folders and ``--target`` picks one, default the first). Presets: configs/fusion_multitask/{demo,full}.yaml.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import lightning as L
 import torch
@@ -44,11 +46,11 @@ from mm_adapters.data import (
     label_names,
     load_hub_or_local,
     load_text_table,
+    shared_class_labels,
     sst2_tsv,
-    to_class_labels,
 )
+from mm_adapters.data.local_layout import TABLE_EXTENSIONS
 from mm_adapters.lightning import ClassificationModule
-from mm_adapters.reliability import CheckpointError, resolve_resume
 
 RECIPE = "fusion_multitask"
 FUSION = "fusion"
@@ -75,10 +77,14 @@ TASKS = {
 
 
 @dataclass
-class Config(runner.RecipeConfig):
-    """The common options (stage 1 uses them as they are) plus the fusion stage and the data caps."""
+class Config(runner.RecipeConfig, runner.TextColumns):
+    """The common options (stage 1 uses them as they are), the columns of local tables, the fusion stage and the
+    data caps."""
 
-    target: Literal["sst2", "agnews"] = runner.option("sst2", "The task the fusion is trained for.")
+    target: str | None = runner.option(
+        None, "The task the fusion is trained for: sst2 or agnews with bundled or hub data (default sst2), or one "
+        "task folder's name with your own data (default: the first).",
+    )  # fmt: skip
     fusion_max_steps: int = runner.option(
         -1, "Optimizer steps of stage 2 and of the head-only baseline; -1 = no limit."
     )
@@ -119,44 +125,78 @@ class StageResult:
 
 # -- data -----------------------------------------------------------------------------------------------------------
 def load_data(config: Config, backbone: Backbone) -> dict[str, TaskData]:
-    """Both tasks' data."""
-    return {task: load_task(task, config, backbone) for task in TASKS}
+    """Every task's data: the bundled or hub SST-2 and AG News, or one local data folder per task."""
+    if runner.is_local(config.data):
+        tasks = {
+            task: load_local_task(task, folder, config, backbone)
+            for task, folder in task_folders(config.data).items()
+        }
+    else:
+        tasks = {task: load_task(task, config, backbone) for task in TASKS}
+    target = config.target or next(iter(tasks))
+    if target not in tasks:
+        raise ValueError(f"--target {target!r} is not one of the tasks {list(tasks)}; pass one of them.")
+    return tasks
+
+
+def task_folders(data: str) -> dict[str, Path]:
+    """Task name -> data folder: each subfolder of ``data`` that holds a train table, named after it."""
+    root = Path(data).expanduser()
+    if not root.is_dir():
+        raise ValueError(
+            f"Local data path {root} does not exist or is not a folder; pass a folder of task folders."
+        )
+    folders = {
+        _task_name(folder.name): folder
+        for folder in sorted(p for p in root.iterdir() if p.is_dir())
+        if any((folder / f"train{ext}").is_file() for ext in TABLE_EXTENSIONS)
+    }
+    if len(folders) < 2:
+        raise ValueError(
+            f"{root} holds {len(folders)} task folder(s) with a train table ({sorted(folders)}); AdapterFusion needs "
+            "two or more: one folder per task, each with train.<ext> and validation.<ext> (e.g. reviews/train.csv, "
+            "reviews/validation.csv, topics/train.csv, topics/validation.csv)."
+        )
+    return folders
+
+
+def _task_name(folder: str) -> str:
+    name = re.sub(r"[^A-Za-z0-9_-]", "_", folder)[:64]
+    return name if re.match(r"[A-Za-z_]", name) else f"_{name}"[:64]
+
+
+def load_local_task(task: str, folder: Path, config: Config, backbone: Backbone) -> TaskData:
+    """One task's local data folder (the local-data contract), capped like the other sources."""
+    local = runner.load_local(config, "text", data=folder)
+    return _task_data(task, local.train, local.validation, local.class_names, config, backbone)
 
 
 def load_task(task: str, config: Config, backbone: Backbone) -> TaskData:
-    """A task's bundled TSVs, local folder or Hub splits, capped at ``train_limit`` / ``val_limit`` rows."""
+    """A task's bundled TSVs or Hub splits, capped at ``train_limit`` / ``val_limit`` rows."""
     source = TASKS[task]
     if config.data == "bundled":
         train = load_text_table(source.bundled("train"), label_names=source.label_names)
         val = load_text_table(source.bundled("validation"), label_names=label_names(train))
-    elif config.data == "hub":
-        train, val = (_hub_split(source, split) for split in source.hub_splits)
     else:
-        train = load_text_table(_local_split(config.data, task, "train"))
-        val = load_text_table(_local_split(config.data, task, "validation"), label_names=label_names(train))
-    names = label_names(train)
+        splits = {split: _hub_split(source, split) for split in source.hub_splits}
+        train, val = shared_class_labels(splits, "label").values()
+    return _task_data(task, train, val, label_names(train), config, backbone)
+
+
+def _task_data(
+    task: str, train: Dataset, val: Dataset, names: list[str], config: Config, backbone: Backbone
+) -> TaskData:
     collate = TextClassificationCollator(backbone.tokenizer, backbone.max_length, num_classes=len(names))
     train = _subset(train, config.train_limit, config.seed)
     val = _subset(val, config.val_limit, 0)
     return TaskData(task, train, val, names, collate)
 
 
-def _local_split(folder: str, task: str, split: str) -> Path:
-    for suffix in (".tsv", ".csv"):
-        path = Path(folder).expanduser() / task / f"{split}{suffix}"
-        if path.is_file():
-            return path
-    raise FileNotFoundError(
-        f"No {task} {split} table in {folder}: expected {task}/{split}.tsv (or .csv) with a sentence and a label "
-        "column; pass --data bundled, --data hub, or a folder with sst2/ and agnews/ laid out like that."
-    )
-
-
 def _hub_split(source: TaskSource, split: str) -> Dataset:
     dataset = load_hub_or_local(source.hub, split, source.hub_config)
     if source.hub_text != "text":
         dataset = dataset.rename_column(source.hub_text, "text")
-    return to_class_labels(dataset)
+    return dataset
 
 
 def _subset(dataset: Dataset, limit: int, seed: int) -> Dataset:
@@ -194,7 +234,7 @@ def run_stage(
     )
     trainer = run.trainer(output_dir=output, max_steps=max_steps)
     datamodule = runner.datamodule(run.config, data.train, data.val, data.collate)
-    checkpoint = run.fit(trainer, module, datamodule, resume=stage_resume(run.config, output))
+    checkpoint = run.fit(trainer, module, datamodule, resume=stage_resume(run, output))
     metrics = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
     counts = mm_adapters.count_parameters(module)
     return StageResult(
@@ -209,18 +249,15 @@ def run_stage(
     )
 
 
-def stage_resume(config: Config, stage_dir: Path) -> str | None:
-    """``--resume auto``: the stage's own last.ckpt if an earlier run left one; ``none``: start over."""
-    if config.resume not in ("auto", "none"):
+def stage_resume(run: runner.Run, stage_dir: Path) -> str | None:
+    """``--resume auto``: the stage's own last.ckpt if an earlier run of the same data and settings left one (a
+    finished run whose metrics.json is there is not run again); ``none``: start over."""
+    if run.config.resume not in ("auto", "none"):
         sys.exit(
             f"error: {RECIPE} resumes each stage from its own checkpoint; pass --resume auto (the default) or "
-            f"--resume none, not {config.resume!r}."
+            f"--resume none, not {run.config.resume!r}."
         )
-    try:
-        path = resolve_resume(config.resume, stage_dir)
-    except CheckpointError as error:
-        sys.exit(f"error: {error}")
-    return None if path is None else str(path)
+    return run.resume_path(stage_dir, report=Path(run.config.output_dir) / "metrics.json")
 
 
 def train_task_adapter(run: runner.Run, data: TaskData) -> StageResult:
@@ -252,7 +289,7 @@ def train_fusion(run: runner.Run, data: TaskData) -> StageResult:
     """Stage 2: fusion layers over every task adapter plus a new head; backbone and adapters frozen."""
     config, model = run.config, run.backbone.model
     L.seed_everything(config.seed, verbose=False)
-    mm_adapters.add_fusion(model, list(TASKS), name=FUSION)  # activates Fuse(*TASKS)
+    mm_adapters.add_fusion(model, list(run.data), name=FUSION)  # activates Fuse(*tasks)
     module = FusionClassificationModule(
         run.backbone, len(data.names), FUSION, config.fusion_regularization, lr=config.fusion_lr,
         warmup_steps=config.warmup_steps, class_names=data.names,
@@ -330,7 +367,7 @@ def comparison(
     )
     rows.append(
         {
-            "setup": f"Fuse({', '.join(TASKS)}) + new {target} head",
+            "setup": f"Fuse({', '.join(stage1)}) + new {target} head",
             "trains": "fusion + head",
             "trainable_params": fusion.trainable_params,
             "target_val_acc": fusion.metrics["val_acc"],
@@ -354,7 +391,7 @@ def print_table(report: dict[str, Any]) -> None:
         )
     print(
         f"\n[{RECIPE}] {report['preset']} preset, backbone {report['backbone']}, target {target} "
-        f"({TASKS[target].description}), {report['val_rows'][target]} validation sentences, "
+        f"({report['target_description']}), {report['val_rows'][target]} validation sentences, "
         f"{report['wall_time_s']:.0f} s\n"
         + "\n".join(lines)
         + f"\nfusion heatmap: {report['fusion_weights_png']}; "
@@ -364,11 +401,16 @@ def print_table(report: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    run = runner.start(Config, load_data, argv)
-    config, tasks = run.config, run.data
+    run = runner.start(Config, load_data, argv, resume_per_stage=True)
+    if run.config.name:
+        sys.exit(
+            f"error: --name does not apply to {RECIPE}: its adapters are named after the tasks {list(run.data)}."
+        )
+    tasks = run.data
+    run.config = config = dataclasses.replace(run.config, target=run.config.target or next(iter(tasks)))
     print(f"[{RECIPE}] target={config.target}", flush=True)
     stage1 = {task: train_task_adapter(run, data) for task, data in tasks.items()}
-    other = next(task for task in TASKS if task != config.target)
+    other = next(task for task in tasks if task != config.target)
     baseline = train_head_on_adapter(run, other, tasks[config.target])
     fusion = train_fusion(run, tasks[config.target])
     if rank_zero_only.rank != 0:
@@ -379,6 +421,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "preset": config.preset,
         "backbone": run.backbone.name,
         "target": config.target,
+        "target_description": TASKS[config.target].description
+        if config.target in TASKS
+        else str(config.data),
         "adapter": config.placement,
         "reduction_factor": config.reduction_factor,
         "layers": config.layers,
@@ -386,8 +431,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "comparison": comparison(config, stage1, baseline, fusion, other),
         "stage1": {task: dataclasses.asdict(result) for task, result in stage1.items()},
         "baseline": {"adapter": other, **dataclasses.asdict(baseline)},
-        "fusion": {"adapters": list(TASKS), **dataclasses.asdict(fusion)},
-        "adapter_dirs": {task: str(output / "adapters" / task) for task in TASKS},
+        "fusion": {"adapters": list(tasks), **dataclasses.asdict(fusion)},
+        "adapter_dirs": {task: str(output / "adapters" / task) for task in tasks},
+        "class_names": {task: data.names for task, data in tasks.items()},
         "fusion_dir": str(output / FUSION),
         **write_heatmap(config, run.backbone, tasks[config.target]),
         "train_rows": {task: len(data.train) for task, data in tasks.items()},

@@ -2,8 +2,10 @@
 
     python recipes/vit_cifar.py --preset demo            # bundled 1,000/500-image CIFAR-10 subset, demo-vit
     python recipes/vit_cifar.py --preset full            # google/vit-base-patch16-224-in21k + uoft-cs/cifar10
+    python recipes/vit_cifar.py --data my_photos/ --output-dir runs/photos   # train/<class>/ + validation/<class>/
 
-``--data`` also takes an image folder with ``train/<class>/`` and ``test/<class>/``. Outputs (in --output-dir):
+``--data FOLDER`` trains on your own images: ``train/<class>/`` with ``validation/<class>/`` (or ``val/``, ``test/``),
+a flat ``<class>/`` folder with ``--val-fraction``, or train.csv + validation.csv of image,label. Outputs (in --output-dir):
 metrics.json, adapter/ (adapter + head), checkpoints/last.ckpt (trainable state only), logs/metrics.csv,
 curves.png, confusion_matrix.png. Presets: configs/vit_cifar/{demo,full}.yaml.
 """
@@ -21,6 +23,7 @@ from mm_adapters.data import (
     cifar10_dir,
     label_names,
     load_hub_or_local,
+    shared_class_labels,
 )
 from mm_adapters.lightning import ClassificationModule
 
@@ -28,17 +31,22 @@ SPLITS = {"train": "train", "val": "test"}
 
 
 @dataclass
-class Config(runner.ClassificationConfig):
-    """The common options (see configs/vit_cifar/ for the presets)."""
+class Config(runner.ClassificationConfig, runner.ImageColumns):
+    """The common options and the columns of a local table (see configs/vit_cifar/ for the presets)."""
 
 
 def load_data(config: Config, backbone: Backbone) -> tuple[AdapterDataModule, list[str]]:
-    """Train and test splits of an image-folder or hub data set, transformed for the backbone."""
-    source = cifar10_dir() if config.data == "bundled:cifar10" else config.data
-    train = load_hub_or_local(source, SPLITS["train"])
-    val = load_hub_or_local(source, SPLITS["val"])
-    image_column = "image" if "image" in train.column_names else "img"
-    names = label_names(train)
+    """A local image folder or table (the local-data contract), the bundled CIFAR-10 subset, or a hub data set;
+    transformed for the backbone."""
+    if runner.is_local(config.data):
+        local = runner.load_local(config, "image")
+        train, val, names, image_column = local.train, local.validation, local.class_names, "image"
+    else:
+        source = cifar10_dir() if config.data == "bundled:cifar10" else config.data
+        splits = {split: load_hub_or_local(source, name) for split, name in SPLITS.items()}
+        train, val = shared_class_labels(splits, "label").values()
+        image_column = "image" if "image" in train.column_names else "img"
+        names = label_names(train)
     transform = ImageTransform(backbone.image_size, backbone.image_mean, backbone.image_std)
     collate = ImageClassificationCollator(transform, image_column=image_column, num_classes=len(names))
     return runner.datamodule(config, train, val, collate), names

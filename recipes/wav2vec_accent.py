@@ -3,10 +3,12 @@
     python recipes/wav2vec_accent.py --preset demo   # bundled Free Spoken Digit clips, 4 accents, demo-wav2vec2
     python recipes/wav2vec_accent.py --preset full   # facebook/wav2vec2-base + westbrook/English_Accent_DataSet
     python recipes/wav2vec_accent.py --backbone whisper-tiny.en   # the real Whisper tiny.en encoder, offline
+    python recipes/wav2vec_accent.py --data my_calls/ --output-dir runs/calls   # clips + train/validation.csv
 
 The demo task is speaker-dependent (each accent has one or two speakers, present in both splits): FSDD "accent" is
 speaker identity, which even log-mel statistics separate perfectly, so it shows the pipeline, not accent recognition
-in the wild nor what a pretrained backbone is worth (recipes/speech_digits.py does, on held-out speakers). Outputs as for every recipe, plus confusion_matrix.png.
+in the wild nor what a pretrained backbone is worth (recipes/speech_digits.py does, on held-out speakers). ``--data FOLDER`` trains on your own clips: train.csv + validation.csv of file,label
+(paths relative to the table; any sample rate, resampled). Outputs as for every recipe, plus confusion_matrix.png.
 Presets: configs/wav2vec_accent/{demo,full}.yaml.
 """
 
@@ -25,7 +27,7 @@ from mm_adapters.data import (
     label_names,
     load_audio_csv,
     load_hub_or_local,
-    to_class_labels,
+    shared_class_labels,
 )
 from mm_adapters.lightning import ClassificationModule
 
@@ -33,22 +35,26 @@ HUB_SPLITS, HUB_AUDIO, HUB_LABEL = ("train", "test"), "audio", "accent"
 
 
 @dataclass
-class Config(runner.ClassificationConfig):
-    """The common options (see configs/wav2vec_accent/ for the presets)."""
+class Config(runner.ClassificationConfig, runner.AudioColumns):
+    """The common options and the columns of a local table (see configs/wav2vec_accent/ for the presets)."""
 
 
 def load_data(config: Config, backbone: Backbone) -> tuple[AdapterDataModule, list[str]]:
-    """(path, accent) CSVs of the bundled clips, or a hub data set with ``audio`` and ``accent`` columns."""
-    if config.data == "bundled:fsdd":
+    """A local folder of clips and tables (the local-data contract), the bundled clips' (path, accent) CSVs, or a
+    hub data set with ``audio`` and ``accent`` columns."""
+    if runner.is_local(config.data):
+        local = runner.load_local(
+            config, "audio", sample_rate=backbone.sample_rate, min_samples=backbone.min_samples
+        )
+        train, val = local.train, local.validation
+        audio_column, label_column = "path", "label"
+    elif config.data == "bundled:fsdd":
         train, val = (load_audio_csv(fsdd_csv("accent", split)) for split in ("train", "val"))
         audio_column, label_column = "path", "label"
     else:
-        train, val = (
-            to_class_labels(load_hub_or_local(config.data, split), HUB_LABEL).cast_column(
-                HUB_AUDIO, Audio(decode=False)
-            )
-            for split in HUB_SPLITS
-        )
+        splits = {split: load_hub_or_local(config.data, split) for split in HUB_SPLITS}
+        shared = shared_class_labels(splits, HUB_LABEL)  # one id per accent in both splits
+        train, val = (split.cast_column(HUB_AUDIO, Audio(decode=False)) for split in shared.values())
         audio_column, label_column = HUB_AUDIO, HUB_LABEL
     names = label_names(train, label_column)
     collate = AudioClassificationCollator(

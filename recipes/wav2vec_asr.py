@@ -4,9 +4,11 @@
     python recipes/wav2vec_asr.py --preset full   # facebook/wav2vec2-base + LibriSpeech clean train.100
     python recipes/wav2vec_asr.py --backbone whisper-tiny.en --data bundled:fsdd-speakers  # real Whisper encoder,
                                                   # CTC on speakers never heard in training
+    python recipes/wav2vec_asr.py --data my_dictation/ --output-dir runs/dictation   # clips + file,transcript CSVs
 
 Reports word and character error rates (greedy decoding) on the validation split; metrics.json also lists a few
-decoded validation transcripts next to their references, and vocabulary.json holds the CTC characters.
+decoded validation transcripts next to their references, and vocabulary.json holds the CTC characters (every
+character of the transcripts, as written). ``--data FOLDER``: train.csv + validation.csv of file,transcript.
 Presets: configs/wav2vec_asr/{demo,full}.yaml.
 """
 
@@ -34,14 +36,20 @@ BUNDLED = {"bundled:fsdd": "asr", "bundled:fsdd-speakers": "asr_speaker"}
 
 
 @dataclass
-class Config(runner.RecipeConfig):
-    """The common options (see configs/wav2vec_asr/ for the presets)."""
+class Config(runner.RecipeConfig, runner.TranscriptColumns):
+    """The common options and the columns of a local table (see configs/wav2vec_asr/ for the presets)."""
 
 
 def load_data(config: Config, backbone: Backbone) -> tuple[AdapterDataModule, CharVocabulary]:
-    """(path, transcript) CSVs of the bundled clips (``bundled:fsdd-speakers``: split by speaker), or LibriSpeech
-    (lower-cased transcripts)."""
-    if config.data in BUNDLED:
+    """A local folder of clips and (file, transcript) tables (the local-data contract), the bundled clips' CSVs
+    (``bundled:fsdd-speakers``: split by speaker), or LibriSpeech (lower-cased transcripts)."""
+    if runner.is_local(config.data):
+        local = runner.load_local(
+            config, "asr", sample_rate=backbone.sample_rate, min_samples=backbone.min_samples
+        )
+        train, val = local.train, local.validation
+        audio_column = "path"
+    elif config.data in BUNDLED:
         task = BUNDLED[config.data]
         train, val = (load_audio_csv(fsdd_csv(task, split)) for split in ("train", "val"))
         audio_column = "path"

@@ -60,8 +60,9 @@ def load_hub_or_local(
         return load_dataset(str(name_or_path), config_name, split=split, **load_kwargs)
     except Exception as error:
         hint = (
-            "HF_HUB_OFFLINE=1 is set and the dataset is not in the local cache: download it once with network "
-            "access, or pass a local folder or file (the bundled demo sets are in mm_adapters.data.bundled)."
+            f"There is no local folder or file {path.resolve()} either, and HF_HUB_OFFLINE=1 is set and the dataset "
+            "is not in the local cache: check the path, download the dataset once with network access, or pass a "
+            "local folder or file (the bundled demo sets are in mm_adapters.data.bundled)."
             if _is_offline()
             else "Check the name, config and split, your network, or pass a local folder or file instead."
         )

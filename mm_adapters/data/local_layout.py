@@ -15,8 +15,8 @@ VALIDATION_NAMES = ("validation", "val", "test")
 
 LAYOUT = """\
 A data folder holds one table per split: train.<ext> and validation.<ext> (or val.<ext> / test.<ext>), <ext> one
-of csv, tsv, jsonl, json, parquet (CSV/TSV with a header row). Columns are found by name (override each with its
-*_column option):
+of csv, tsv, jsonl, json, parquet (CSV/TSV with a header row). Columns are found by these names (or name them
+with the column options):
   text       text|sentence|sentence1|review|content|document  +  label|labels|class|category|target|sentiment|intent
   audio      file|path|audio|filename|audio_path|audio_file    +  label...            (classification)
              file|path|audio|...                               +  transcript|transcription|text|sentence  (ASR)
@@ -53,7 +53,7 @@ def find_layout(path: str | Path, task: str) -> Layout:
     layout should be, for a missing path, an unreadable extension or an ambiguous folder."""
     path = Path(path).expanduser()
     if not path.exists():
-        raise LocalDataError(f"Local data path {path} does not exist; check the path.\n{LAYOUT}")
+        raise LocalDataError(f"Local data path {path} does not exist; check the path.")
     if path.is_file():
         return _layout_of_file(path.resolve())
     root = path.resolve()

@@ -37,6 +37,7 @@ def resolve_resume(
     output_dir: str | os.PathLike,
     fingerprint: RunFingerprint | None = None,
     *,
+    report: str | os.PathLike | None = None,
     start_over: str = "resume='none'",
     other_output: str = "another output_dir",
 ) -> Path | None:
@@ -48,15 +49,17 @@ def resolve_resume(
 
     With a ``fingerprint`` (data and settings of this run), ``"auto"`` continues only a checkpoint of the same
     run: another run's raises :class:`ResumeRefusedError` naming both; a finished run whose ``metrics.json`` is
-    there raises :class:`RunFinishedError` instead of training 0 steps and overwriting its report. ``start_over``
+    there (``report``, default ``output_dir/metrics.json``) raises :class:`RunFinishedError` instead of training 0
+    steps and overwriting it. ``start_over``
     and ``other_output`` are how the messages name the two ways out (a command line passes its own flags).
     """
+    report = Path(report) if report is not None else Path(output_dir) / METRICS_FILE
     if resume is None or str(resume) == AUTO:
         path = find_last_checkpoint(output_dir)
         if path is None:
-            if fingerprint is not None and (Path(output_dir) / METRICS_FILE).is_file():
+            if fingerprint is not None and report.is_file():
                 raise RunFinishedError(
-                    f"{Path(output_dir) / METRICS_FILE} is the report of an earlier run, and there is no checkpoint "
+                    f"{report} is the report of an earlier run, and there is no checkpoint "
                     f"to tell whether it was this one; it is kept. Use {other_output}, or pass {start_over} to "
                     "train again and replace it."
                 )
@@ -68,7 +71,7 @@ def resolve_resume(
                 f"{error} It was found in {output_dir} for automatic resume; pass {start_over} to start over."
             ) from error
         if fingerprint is not None:
-            _check_same_run(path, checkpoint, fingerprint, Path(output_dir), start_over, other_output)
+            _check_same_run(path, checkpoint, fingerprint, report, start_over, other_output)
         return path
     if str(resume) == NEVER:
         return None
@@ -85,7 +88,7 @@ def _check_same_run(
     path: Path,
     checkpoint: dict[str, Any],
     fingerprint: RunFingerprint,
-    output_dir: Path,
+    report: Path,
     start_over: str,
     other_output: str,
 ) -> None:
@@ -100,13 +103,12 @@ def _check_same_run(
     if differences:
         raise ResumeRefusedError(
             f"{path} belongs to another run, so it is not resumed: " + "; ".join(differences[:6])
-            + f". {ways_out}; to continue that checkpoint with these settings anyway, pass its path as resume."
+            + f". {ways_out}; to continue that checkpoint with these settings anyway, pass resume='<its path>'."
         )  # fmt: skip
-    if finished and (output_dir / METRICS_FILE).is_file():
+    if finished and report.is_file():
         raise RunFinishedError(
-            f"{output_dir} holds a finished run of the same data and settings; its results are in "
-            f"{output_dir / METRICS_FILE} and are kept. Use {other_output}, or pass {start_over} to train again "
-            "and replace them."
+            f"{path} is a finished run of the same data and settings; its results are in {report} and are kept. "
+            f"Use {other_output}, or pass {start_over} to train again and replace them."
         )
 
 

@@ -6,29 +6,42 @@ from .cli import banner, dump_config, parse_config, resolve_config
 from .config import (
     PRESET_NAMES,
     AdapterOptions,
+    AudioColumns,
+    CaptionColumns,
     ClassificationConfig,
     DataOptions,
+    ImageColumns,
     RecipeConfig,
     RunOptions,
+    TextColumns,
     TrainerOptions,
+    TranscriptColumns,
     option,
     parse_layers,
 )
+from .local import is_local, load_local
 from .plots import plot_confusion, plot_curves
 from .run import Run, datamodule, resolve_precision, start
 
 __all__ = [
     "PRESET_NAMES",
     "AdapterOptions",
+    "AudioColumns",
+    "CaptionColumns",
     "ClassificationConfig",
     "DataOptions",
+    "ImageColumns",
     "RecipeConfig",
     "Run",
     "RunOptions",
+    "TextColumns",
     "TrainerOptions",
+    "TranscriptColumns",
     "banner",
     "datamodule",
     "dump_config",
+    "is_local",
+    "load_local",
     "option",
     "parse_config",
     "parse_layers",

@@ -20,6 +20,7 @@ import yaml
 from jsonargparse import ActionConfigFile, ArgumentParser, DefaultHelpFormatter
 
 from ..backbones import backbone_available
+from ..data import LOCAL_DATA_LAYOUT
 from .config import PRESET_NAMES, RecipeConfig, parse_layers
 
 ConfigT = TypeVar("ConfigT", bound=RecipeConfig)
@@ -61,7 +62,7 @@ def build_parser(config_cls: type[RecipeConfig], files: RecipeFiles) -> Argument
     presets = {name: files.preset(name) for name in PRESET_NAMES}
     parser = ArgumentParser(
         prog=f"{files.recipe}.py",
-        description=files.description,
+        description=f"{files.description}\nYour own data (--data FOLDER):\n{LOCAL_DATA_LAYOUT}",
         print_config=None,
         formatter_class=HelpFormatter,
     )
@@ -173,9 +174,18 @@ def _choose_preset(given: dict[str, Any], files: RecipeFiles) -> str:
             f"with network access (`hf download {explicit}`, or run this command without HF_HUB_OFFLINE), pass a "
             "folder saved with save_pretrained, or drop --backbone to run the demo preset."
         )
+    demo = files.preset("demo")
+    data = given["data"] or demo.get("data")
+    data_words = f"your data {data}" if given["data"] else f"the bundled data ({data})"
+    backbone_words = (
+        "the real all-MiniLM-L6-v2 (packaged)"
+        if str(demo.get("backbone")).lower() == "minilm"
+        else f"the small random backbone {demo.get('backbone')!r}, so its numbers show that the pipeline works, "
+        "not what a pretrained model reaches"
+    )
     banner(
         f"--preset auto: the full backbone {backbone!r} is not cached and the Hugging Face Hub is not reachable "
-        "(or HF_HUB_OFFLINE=1).\nRunning the DEMO preset instead: bundled data and a small demo backbone; its "
-        "numbers show the pipeline works, not what the full model reaches."
+        f"(or HF_HUB_OFFLINE=1).\nRunning the DEMO preset instead, on {data_words} with {backbone_words}. Pass "
+        "--backbone (a local folder or a cached hub id) to train another."
     )
     return "demo"

@@ -44,9 +44,14 @@ class RunOptions:
     seed: int = option(0, "Seed for adapter and head weights and data order.")
     resume: str = option(
         "auto",
-        "auto: continue from <output-dir>/checkpoints/last.ckpt if an earlier (killed) run left one; none: start "
-        "over; or a trainable-only .ckpt of this recipe.",
+        "auto: continue from <output-dir>/checkpoints/last.ckpt if an earlier (killed) run of the same data and "
+        "settings left one (another run's, or a finished run, is refused); none: start over; or a trainable-only "
+        ".ckpt of this recipe.",
     )
+    name: str | None = option(
+        None, "Name of the trained adapter, saved in the exported folder (default: the local data folder's name, "
+        "else the recipe's task).",
+    )  # fmt: skip
 
 
 @dataclass
@@ -57,6 +62,11 @@ class DataOptions:
     batch_size: int = option(32, "Batch size.")
     num_workers: int = option(0, "Data loader worker processes.")
     max_length: int = option(128, "Longest text in tokens (text backbones; longer texts are truncated).")
+    val_fraction: float | None = option(
+        None,
+        "Local data without a held-out split: hold out this fraction of train for validation (seeded, stratified "
+        "by class); refused when the data has one.",
+    )
 
 
 @dataclass
@@ -109,6 +119,57 @@ class ClassificationConfig(RecipeConfig):
     """The classification recipes' config: the common options and a linear-probe baseline."""
 
     linear_probe: bool = option(False, "Train the linear head only, without adapters (a baseline).")
+
+
+def column_option(role: str, names: str) -> Any:
+    """A local-data column option: which table column holds ``role`` (default: the first of ``names`` found)."""
+    return option(None, f"Local data: the table column with the {role} (default: the first of {names}).")
+
+
+@dataclass
+class TextColumns:
+    """Columns of a local text-classification table."""
+
+    text_column: str | None = column_option("texts", "text, sentence, sentence1, review, content, document")
+    label_column: str | None = column_option(
+        "labels", "label, labels, class, category, target, sentiment, intent"
+    )
+
+
+@dataclass
+class AudioColumns:
+    """Columns of a local audio-classification table."""
+
+    audio_column: str | None = column_option("audio file paths", "file, path, audio, filename, audio_path")
+    label_column: str | None = column_option(
+        "labels", "label, labels, class, category, target, sentiment, intent"
+    )
+
+
+@dataclass
+class TranscriptColumns:
+    """Columns of a local speech-recognition table."""
+
+    audio_column: str | None = column_option("audio file paths", "file, path, audio, filename, audio_path")
+    transcript_column: str | None = column_option("transcripts", "transcript, transcription, text, sentence")
+
+
+@dataclass
+class ImageColumns:
+    """Columns of a local image-classification table (an image folder needs none)."""
+
+    image_column: str | None = column_option("image file paths", "image, image_path, file, path, filename")
+    label_column: str | None = column_option(
+        "labels", "label, labels, class, category, target, sentiment, intent"
+    )
+
+
+@dataclass
+class CaptionColumns:
+    """Columns of a local image-caption table."""
+
+    image_column: str | None = column_option("image file paths", "image, image_path, file, path, filename")
+    caption_column: str | None = column_option("captions", "caption, text, sentence, description")
 
 
 def parse_layers(text: str) -> str | tuple[int, ...]:

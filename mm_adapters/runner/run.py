@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import sys
 import time
 import warnings
@@ -35,19 +36,23 @@ from lightning.pytorch.loggers import CSVLogger  # noqa: E402
 from .. import add_adapter, count_parameters  # noqa: E402
 from ..backbones import Backbone, BackboneNotFoundError, load_backbone  # noqa: E402
 from ..config import AdapterConfig  # noqa: E402
-from ..data import AdapterDataModule, DatasetUnavailableError  # noqa: E402
+from ..data import AdapterDataModule, DatasetUnavailableError, folder_fingerprint  # noqa: E402
 from ..lightning import AdapterTaskModule, export_adapter  # noqa: E402
 from ..reliability import (  # noqa: E402
     AtomicCheckpointIO,
     CheckpointError,
     FiniteLossGuard,
     NonFiniteLossError,
+    RunFingerprint,
+    RunFingerprintCallback,
     checkpoint_mismatch,
     make_strategy,
     resolve_resume,
 )
+from ..state import check_name  # noqa: E402
 from .cli import banner, resolve_config  # noqa: E402
 from .config import RecipeConfig, parse_layers  # noqa: E402
+from .local import check_not_local_only, command_line_words, is_local  # noqa: E402
 from .plots import plot_confusion, plot_curves  # noqa: E402
 
 # The frozen backbone runs in eval mode on purpose (see AdapterTaskModule.on_train_epoch_start).
@@ -68,6 +73,8 @@ class Run:
     data: Any
     adapter_name: str | None
     resume: str | None
+    fingerprint: RunFingerprint | None = None
+    """The data and settings of this run, stored in its checkpoints (see ``resume_path``)."""
     started: float = dataclasses.field(default_factory=time.perf_counter)
 
     def trainer(
@@ -92,6 +99,7 @@ class Run:
             plugins=[AtomicCheckpointIO()],
             callbacks=[
                 FiniteLossGuard(),
+                RunFingerprintCallback(self.fingerprint or run_fingerprint(config)),
                 *callbacks,
                 ModelCheckpoint(
                     dirpath=output / CHECKPOINT.parent,
@@ -128,8 +136,24 @@ class Run:
         except NonFiniteLossError as error:
             sys.exit(f"error: {error}")
         checkpoint = Path(trainer.checkpoint_callback.dirpath) / CHECKPOINT.name
+        for callback in trainer.callbacks:
+            if isinstance(callback, RunFingerprintCallback):
+                callback.mark_finished()  # an automatic resume of this run now has nothing left to train
         trainer.save_checkpoint(checkpoint, weights_only=False)
         return checkpoint
+
+    def resume_path(self, output_dir: Path, report: Path | None = None) -> str | None:
+        """``--resume`` for checkpoints in ``output_dir``: ``auto`` takes only a checkpoint of this run's data and
+        settings and refuses a finished run whose ``report`` (default ``output_dir/metrics.json``) is there;
+        exits with what to do otherwise."""
+        try:
+            path = resolve_resume(
+                self.config.resume, output_dir, self.fingerprint, report=report, start_over="--resume none",
+                other_output="another --output-dir",
+            )  # fmt: skip
+        except CheckpointError as error:
+            sys.exit(f"error: {error}")
+        return None if path is None else str(path)
 
     def evaluate(
         self, trainer: L.Trainer, module: AdapterTaskModule, datamodule: L.LightningDataModule
@@ -165,7 +189,10 @@ class Run:
             "exported_adapter": str(export_adapter(module, output / "adapter")),
             "resumed_from": self.resume,
             "curves_png": str(plot_curves(output / "logs" / "metrics.csv", output / "curves.png")),
+            "adapter_name": self.adapter_name,
+            "data_fingerprint": None if self.fingerprint is None else self.fingerprint.data,
         }
+        report.update(_labels(module))
         confusion = getattr(module, "confusion_matrix", None)
         if confusion is not None:
             png = plot_confusion(confusion, module.class_names, output / "confusion_matrix.png")
@@ -207,29 +234,32 @@ def start(
     adapter: str | None = None,
     *,
     config: ConfigT | None = None,
+    resume_per_stage: bool = False,
 ) -> Run:
     """Parse the config (or take ``config``, already parsed), seed, load the backbone and ``load_data(config, backbone)``, add the ``adapter`` (none
     with ``linear_probe`` or ``adapter=None``). Under ``--preset auto`` a full backbone or data set that cannot be
-    had here falls back to the demo preset, with a banner."""
+    had here falls back to the demo preset, with a banner. ``resume_per_stage``: the recipe resumes each of its
+    stages from its own folder (``Run.resume_path``) instead of from the output folder's checkpoint."""
     config, requested = (config, config.preset) if config is not None else resolve_config(config_cls, argv)
     try:
+        check_not_local_only(config)
         backbone, data = _load(config, load_data)
     except UNAVAILABLE as error:
-        if requested != "auto" or config.preset == "demo":
-            sys.exit(f"error: {error}")
+        if requested != "auto" or config.preset == "demo" or is_local(config.data):
+            sys.exit(f"error: {command_line_words(str(error), config)}")
         banner(f"The full preset is not available here ({error}).\nFalling back to the DEMO preset.")
         config, _ = resolve_config(config_cls, argv, preset="demo")
         backbone, data = _load(config, load_data)
     except ValueError as error:  # a data set folder that is missing, empty or has one class, bad labels ...
-        sys.exit(f"error: {error}")
+        sys.exit(f"error: {command_line_words(str(error), config)}")
     recipe = Path(sys.modules[config_cls.__module__].__file__).stem
-    try:
-        resume = resolve_resume(config.resume, config.output_dir)
-    except CheckpointError as error:
-        sys.exit(f"error: {error}")
-    if resume is not None:
-        print(f"[{recipe}] resuming from {resume}", flush=True)
-    name = None if getattr(config, "linear_probe", False) else adapter
+    fingerprint = run_fingerprint(config)
+    run = Run(config, recipe, backbone, data, None, None, fingerprint)
+    if not resume_per_stage:
+        run.resume = run.resume_path(Path(config.output_dir))
+        if run.resume is not None:
+            print(f"[{recipe}] resuming from {run.resume}", flush=True)
+    name = None if getattr(config, "linear_probe", False) else adapter_name(config, adapter)
     if name is not None:
         adapter_config = AdapterConfig.preset(
             config.placement, reduction_factor=config.reduction_factor, layers=parse_layers(config.layers)
@@ -239,7 +269,39 @@ def start(
         backbone.model.requires_grad_(False)
     print(f"[{recipe}] preset={config.preset} backbone={backbone.name} data={config.data}", flush=True)
     Path(config.output_dir).mkdir(parents=True, exist_ok=True)
-    return Run(config, recipe, backbone, data, name, None if resume is None else str(resume))
+    run.adapter_name = name
+    return run
+
+
+def adapter_name(config: RecipeConfig, default: str | None) -> str | None:
+    """``--name``, else the local data folder's name (made a valid adapter name), else the recipe's ``default``."""
+    if default is None:
+        return None
+    if getattr(config, "name", None):
+        return check_name(config.name)
+    if is_local(config.data):
+        path = Path(config.data).expanduser().resolve()
+        stem = (path.parent if path.is_file() else path).name
+        cleaned = re.sub(r"[^A-Za-z0-9_-]", "_", stem)[:64]
+        return cleaned if re.match(r"[A-Za-z_]", cleaned) else f"_{cleaned}"[:64]
+    return default
+
+
+def run_fingerprint(config: RecipeConfig) -> RunFingerprint:
+    """This run's data (a local folder's :func:`~mm_adapters.data.folder_fingerprint`, else the bundled or hub
+    name) and its settings."""
+    data = str(config.data)
+    identity = folder_fingerprint(data) if is_local(data) and Path(data).expanduser().exists() else data
+    return RunFingerprint.of(identity, data, dataclasses.asdict(config))
+
+
+def _labels(module: AdapterTaskModule) -> dict[str, Any]:
+    """What maps the trained head's ids to names, for metrics.json."""
+    vocabulary = getattr(module, "vocabulary", None)
+    if vocabulary is not None and hasattr(vocabulary, "chars"):
+        return {"vocabulary": list(vocabulary.chars), "blank_id": vocabulary.blank_id}
+    names = getattr(module, "class_names", None)
+    return {"class_names": list(names)} if names is not None else {}
 
 
 def resolve_precision(precision: str) -> str:
