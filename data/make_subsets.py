@@ -25,7 +25,9 @@ DIGIT_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "e
 FSDD_HELD_OUT_SPEAKERS = ("lucas", "theo")  # one DEU/German and one USA/neutral speaker; the other four train
 ACCENT_NAMES = {"USA/neutral": "usa", "DEU/German": "german", "GRC/Greek": "greek", "BEL/French": "belgian_french"}
 COCO_MAX_SIDE = 224
-SST2_TRAIN_SIZE = 3000
+SST2_TRAIN_SIZE = 20000
+SST2_MIN_WORDS = 6
+"""The demo trains on phrases of at least this many words: closer to the whole sentences it is validated on."""
 AGNEWS_PER_CLASS = {"train": 500, "validation": 250}
 
 
@@ -119,7 +121,9 @@ def balanced_sample(rows: list[list[str]], per_class: int, rng: random.Random) -
 def copy_text(source: Path) -> None:
     rng = random.Random(SEED)
     sst2_train = read_tsv(source / "text" / "sst2" / "train.tsv", has_header=True)
-    write_tsv(HERE / "text" / "sst2" / "train.tsv", rng.sample(sst2_train, SST2_TRAIN_SIZE))
+    phrases = [row for row in sst2_train if len(row[0].split()) >= SST2_MIN_WORDS]
+    write_tsv(HERE / "text" / "sst2" / "train.tsv", random.Random(SEED).sample(phrases, SST2_TRAIN_SIZE))
+    rng.sample(sst2_train, 3000)  # the draw of the earlier 3,000-sentence subset: keeps the AG News draws below
     write_tsv(HERE / "text" / "sst2" / "validation.tsv", read_tsv(source / "text" / "sst2" / "test.tsv", True))
     agnews_sources = {"train": "dev.tsv", "validation": "test.tsv"}
     for split, per_class in AGNEWS_PER_CLASS.items():

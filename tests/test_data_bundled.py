@@ -89,7 +89,7 @@ def test_coco_mini_has_five_captions_per_image() -> None:
 @pytest.mark.parametrize(
     ("path", "rows", "classes"),
     [
-        (sst2_tsv("train"), 3000, ["0", "1"]),
+        (sst2_tsv("train"), 20000, ["0", "1"]),
         (sst2_tsv("validation"), 872, ["0", "1"]),
         (agnews_tsv("train"), 2000, ["Business", "Sci/Tech", "Sports", "World"]),
         (agnews_tsv("validation"), 1000, ["Business", "Sci/Tech", "Sports", "World"]),
