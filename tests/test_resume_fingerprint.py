@@ -75,7 +75,7 @@ def test_a_checkpoint_without_fingerprint_is_not_taken_for_this_run(tmp_path):
 def test_a_finished_run_is_not_retrained_or_reported_again(tmp_path):
     write_checkpoint(tmp_path, fingerprint(), finished=True)
     (tmp_path / "metrics.json").write_text('{"metrics": {"val_acc": 0.9}}')
-    with pytest.raises(RunFinishedError, match=r"finished run of the same data and settings.*metrics.json"):
+    with pytest.raises(RunFinishedError, match=r"is a finished run of the same data and settings; its results are in .*metrics.json and are kept"):
         resolve_resume("auto", tmp_path, fingerprint())
     assert (tmp_path / "metrics.json").read_text() == '{"metrics": {"val_acc": 0.9}}'
     assert resolve_resume("none", tmp_path, fingerprint()) is None  # an explicit start-over is allowed
