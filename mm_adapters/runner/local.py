@@ -12,16 +12,20 @@ from ..data.local_columns import COLUMN_ARGUMENTS
 from ..data.local_layout import TABLE_EXTENSIONS
 
 BUNDLED_PREFIX = "bundled"
+SAVED_DATASET_FILES = ("dataset_dict.json", "dataset_info.json")
+"""A folder holding one of these was written by ``datasets``' ``save_to_disk``."""
 
 
 def is_local(data: str | None) -> bool:
-    """Whether ``--data`` names a local folder or table (an existing path, or one written as a path) rather than a
-    bundled set (``bundled...``) or a Hub data set id."""
+    """Whether ``--data`` names a local folder or table in the local-data contract (an existing path, or one
+    written as a path) rather than a bundled set (``bundled...``), a Hub data set id or a ``save_to_disk`` folder
+    (those go through :func:`mm_adapters.data.load_hub_or_local`)."""
     if not data or str(data).startswith(BUNDLED_PREFIX):
         return False
     text = str(data)
-    if Path(text).expanduser().exists():
-        return True
+    path = Path(text).expanduser()
+    if path.exists():
+        return not any((path / name).is_file() for name in SAVED_DATASET_FILES)
     return text.startswith((".", "/", "~")) or Path(text).suffix.lower() in TABLE_EXTENSIONS
 
 

@@ -288,10 +288,10 @@ def adapter_name(config: RecipeConfig, default: str | None) -> str | None:
 
 
 def run_fingerprint(config: RecipeConfig) -> RunFingerprint:
-    """This run's data (a local folder's :func:`~mm_adapters.data.folder_fingerprint`, else the bundled or hub
-    name) and its settings."""
+    """This run's data (a local folder's or table's :func:`~mm_adapters.data.folder_fingerprint`, else the bundled
+    or hub name) and its settings."""
     data = str(config.data)
-    identity = folder_fingerprint(data) if is_local(data) and Path(data).expanduser().exists() else data
+    identity = folder_fingerprint(data) if Path(data).expanduser().exists() else data
     return RunFingerprint.of(identity, data, dataclasses.asdict(config))
 
 
