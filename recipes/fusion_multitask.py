@@ -126,13 +126,8 @@ class StageResult:
 # -- data -----------------------------------------------------------------------------------------------------------
 def load_data(config: Config, backbone: Backbone) -> dict[str, TaskData]:
     """Every task's data: the bundled or hub SST-2 and AG News, or one local data folder per task."""
-    if runner.is_local(config.data):
-        tasks = {
-            task: load_local_task(task, folder, config, backbone)
-            for task, folder in task_folders(config.data).items()
-        }
-    else:
-        tasks = {task: load_task(task, config, backbone) for task in TASKS}
+    names = list(task_folders(config.data)) if runner.is_local(config.data) else list(TASKS)
+    tasks = {task: load_task(task, config, backbone) for task in names}
     target = config.target or next(iter(tasks))
     if target not in tasks:
         raise ValueError(f"--target {target!r} is not one of the tasks {list(tasks)}; pass one of them.")
@@ -165,14 +160,15 @@ def _task_name(folder: str) -> str:
     return name if re.match(r"[A-Za-z_]", name) else f"_{name}"[:64]
 
 
-def load_local_task(task: str, folder: Path, config: Config, backbone: Backbone) -> TaskData:
-    """One task's local data folder (the local-data contract), capped like the other sources."""
-    local = runner.load_local(config, "text", data=folder)
-    return _task_data(task, local.train, local.validation, local.class_names, config, backbone)
-
-
-def load_task(task: str, config: Config, backbone: Backbone) -> TaskData:
-    """A task's bundled TSVs or Hub splits, capped at ``train_limit`` / ``val_limit`` rows."""
+def load_task(task: str | None, config: Config, backbone: Backbone) -> TaskData:
+    """A task's local data folder (the local-data contract), bundled TSVs or Hub splits, capped at
+    ``train_limit`` / ``val_limit`` rows; ``task`` None: the target (default: the first task)."""
+    if runner.is_local(config.data):
+        folders = task_folders(config.data)
+        task = task or config.target or next(iter(folders))
+        local = runner.load_local(config, "text", data=folders[task])
+        return _task_data(task, local.train, local.validation, local.class_names, config, backbone)
+    task = task or config.target or next(iter(TASKS))
     source = TASKS[task]
     if config.data == "bundled":
         train = load_text_table(source.bundled("train"), label_names=source.label_names)
