@@ -32,7 +32,8 @@ def save_images(folder: Path, classes: tuple[str, ...], splits: tuple[str, ...] 
     for split in splits:
         for label in classes:
             (folder / split / label).mkdir(parents=True)
-            Image.new("RGB", (4, 4)).save(folder / split / label / "a.png")
+            for name in ("a.png", "b.png"):  # the local-data check wants 2 training images per class
+                Image.new("RGB", (4, 4)).save(folder / split / label / name)
     return folder
 
 
@@ -109,10 +110,13 @@ def test_audio_shorter_than_the_receptive_field_is_rejected_before_the_model():
     ("make", "expected"),
     [
         (lambda root: root / "nowhere", "does not exist; check the path"),
-        (lambda root: empty_folder(root / "empty"), "is empty. Put the data there"),
+        (
+            lambda root: empty_folder(root / "empty"),
+            r"holds neither a train.<ext> table nor image class folders",
+        ),
         (
             lambda root: save_images(root / "one", ("cat",)),
-            r"only one class \('cat'\); .* Add a subfolder per class",
+            r"only one class \('cat'\); classification needs at least two",
         ),
     ],
     ids=["missing", "empty", "one-class"],
@@ -135,5 +139,5 @@ def test_resuming_a_run_made_with_other_settings(tmp_path):
         warnings.simplefilter("ignore")
         vit_cifar.main([*common, "--placement", "pfeiffer"])
     message = run_recipe(*common, "--placement", "houlsby")
-    assert "checkpoints/last.ckpt was written by a run with other settings" in message
-    assert "--resume none" in message
+    assert "checkpoints/last.ckpt belongs to another run" in message
+    assert "placement 'pfeiffer' there, 'houlsby' here" in message and "--resume none" in message

@@ -285,6 +285,11 @@ def _sorted_names(names: set[str]) -> list[str]:
 
 def _class_names(train: _Split, validation: _Split, min_per_class: int, root: Path) -> list[str]:
     counts = Counter(train.values["label"])
+    if len(counts) < 2:
+        raise LocalDataError(
+            f"Data {root} has only one class ({next(iter(counts))!r}); classification needs at least two. Add "
+            "examples of the other classes."
+        )
     problems = []
     for i, label in enumerate(validation.values["label"]):
         if label not in counts:
