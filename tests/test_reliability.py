@@ -163,7 +163,7 @@ def test_resolve_resume(tmp_path):
     assert resolve_resume("auto", tmp_path) == last
     assert resolve_resume("none", tmp_path) is None
     last.write_bytes(last.read_bytes()[:40])
-    with pytest.raises(CheckpointError, match="truncated or corrupt.*--resume none"):
+    with pytest.raises(CheckpointError, match="truncated or corrupt.*resume='none'"):
         resolve_resume("auto", tmp_path)
     with pytest.raises(CheckpointError, match="does not exist"):
         resolve_resume(tmp_path / "nowhere.ckpt", tmp_path)
