@@ -10,8 +10,10 @@ open_clip_config.json and open_clip_model.safetensors) for:
 - ``facebook/wav2vec2-base`` (Wav2Vec2Model with the base model's 7 conv layers, 2 transformer layers of width 32),
 - ``timm/vit_tiny_patch16_224.augreg_in21k_ft_in1k`` (timm's ViT-Tiny at its real size, 5.7M parameters),
 - ``laion/CLIP-ViT-B-32-laion2B-s34B-b79K``, the repo open_clip resolves ``ViT-B-32`` + ``laion2b_s34b_b79k`` to
-  (its pretrained table's ``hf_hub`` entry; open_clip builds the model from its own ViT-B-32 config, so these are
-  full-size random weights, 151M parameters, stored as float16).
+  (its pretrained table's ``hf_hub`` entry). open_clip builds that model from its own ``ViT-B-32`` config, not from
+  the cache, so :func:`shrink_open_clip` first makes that config tiny (224 px, patch 32, 2 layers of width 64 per
+  tower, the real 49,408-token vocabulary and 77-token context) in this process; without it the weights are the
+  full 151M parameters and the run takes minutes on a CPU.
 
 Running this file builds the cache and the data, runs each recipe's ``--preset full`` for two steps offline and
 reloads its export, and writes one JSON line per recipe with the recipe's report and the reloaded validation
@@ -105,6 +107,17 @@ def _timm(folder: Path) -> Path:
         timm.create_model(TIMM_NAME, pretrained=False), str(folder), safe_serialization=True
     )
     return folder
+
+
+def shrink_open_clip() -> None:
+    """Make open_clip's ``ViT-B-32`` config tiny in this process (same model classes, same input and vocabulary)."""
+    from open_clip import factory
+
+    factory._MODEL_CONFIGS[OPEN_CLIP_NAME] = {
+        "embed_dim": 32,
+        "vision_cfg": {"image_size": 224, "layers": 2, "width": 64, "patch_size": 32, "head_width": 32},
+        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+    }
 
 
 def _open_clip(hf_home: Path) -> Path:
@@ -285,6 +298,7 @@ def reload_metrics(module, argv: list[str], report: dict) -> dict[str, float]:
 
 if __name__ == "__main__":
     output = Path(sys.argv[1])
+    shrink_open_clip()
     build_cache(Path(os.environ["HF_HOME"]))
     results = run_all(output)
     from mm_adapters.runner import parse_config
