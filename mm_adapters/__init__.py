@@ -20,6 +20,7 @@ from .composition import (
     split_tasks,
 )
 from .config import AdapterConfig
+from .describe import describe
 from .errors import AdapterLoadError
 from .injection import (
     active_adapters,
@@ -60,6 +61,7 @@ __all__ = [
     "cross_modal_parameter_counts",
     "delete_adapter",
     "delete_fusion",
+    "describe",
     "detect_spec",
     "fusion_regularization_loss",
     "list_adapters",

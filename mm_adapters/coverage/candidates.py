@@ -215,6 +215,17 @@ def _run_hf(model: nn.Module) -> torch.Tensor:
     return _first_tensor(model(**batch))
 
 
+def named_candidate(library: str, name: str) -> Candidate:
+    """One sweep candidate by name (``transformers`` names are ``model_type`` or ``model_type:Head``)."""
+    if library == "open_clip":
+        return Candidate(library, name, lambda: _build_open_clip(name), _run_open_clip)
+    if library == "timm":
+        return Candidate(library, name, lambda: _build_timm(name), _run_timm)
+    model_type, _, head = name.partition(":")
+    auto_class = f"AutoModelFor{head}" if head else "AutoModel"
+    return Candidate(library, name, lambda: _build_hf(model_type, auto_class), _run_hf)
+
+
 def candidates(libraries: tuple[str, ...] = ("open_clip", "timm", "transformers")) -> Iterator[Candidate]:
     sources = {"open_clip": open_clip_candidates, "timm": timm_candidates, "transformers": hf_candidates}
     for library in libraries:

@@ -1,4 +1,5 @@
 from . import families  # noqa: F401  (registers the built-in backbone families)
+from .auto import NoAutoSpec, auto_spec, find_towers
 from .base import BackboneSpec, SiteSpec, TowerSpec, block_hidden_size, resolve_parent, resolve_path
 from .family import DEMO, TINY, Demo, Example, Family, ModelSize
 from .registry import (
@@ -14,6 +15,9 @@ from .registry import (
 )
 
 __all__ = [
+    "NoAutoSpec",
+    "auto_spec",
+    "find_towers",
     "BACKBONE_SPECS",
     "DEMO",
     "FAMILIES",

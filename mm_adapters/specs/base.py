@@ -126,6 +126,17 @@ def resolve_path(root: nn.Module, path: str) -> object:
     raise AttributeError(f"Cannot resolve {path!r} on {type(root).__name__} ({'; '.join(errors)})")
 
 
+def matching_path(root: nn.Module, path: str) -> str:
+    """The alternative of ``path`` that resolves on ``root`` (``attn|attns.0`` -> ``attn``)."""
+    for candidate in path.split("|"):
+        try:
+            _follow(root, candidate)
+            return candidate
+        except (AttributeError, IndexError, TypeError):
+            continue
+    raise AttributeError(f"Cannot resolve {path!r} on {type(root).__name__}")
+
+
 def resolve_parent(root: nn.Module, path: str) -> tuple[nn.Module, str]:
     """The module that holds the last component of ``path`` (first matching alternative), and that name."""
     for candidate in path.split("|"):

@@ -7,7 +7,8 @@ Detection, for a model nobody passed a spec for:
 2. a family matches the model by class (the class or any base class) or by ``config.model_type``;
 3. each tower of the family is kept when its paths fit the model, or taken from a delegate submodule
    (open_clip's ``visual.trunk``, a timm model); towers that fit neither are left out with a note (partial support);
-4. no family at all: :func:`mm_adapters.specs.auto.auto_spec` traces one forward to find the blocks.
+4. no family at all (and ``auto``): :func:`mm_adapters.specs.auto.auto_spec` traces one forward on a tiny input to
+   find the blocks and checks what it found with probe adapters.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import logging
 
 from torch import nn
 
+from .auto import NoAutoSpec, auto_spec
 from .base import BackboneSpec, TowerSpec, block_hidden_size, prefixed, resolve_path
 from .family import Family
 
@@ -54,6 +56,11 @@ def detect_spec(model: nn.Module, auto: bool = True) -> BackboneSpec:
         for note in spec.notes:
             logger.warning("mm_adapters: %s", note)
         return spec
+    if auto:
+        try:
+            return auto_spec(model)
+        except NoAutoSpec as error:
+            raise no_spec_error(model, str(error)) from error
     raise no_spec_error(model)
 
 
@@ -82,10 +89,8 @@ def find_spec(model: nn.Module, prefix: str = "") -> BackboneSpec | None:
             f"{_describe_tower_module(model, family, tower_name)}"
         )
     if not towers:
-        raise ValueError(
-            f"Backbone spec {family.family!r} matches {type(model).__name__} but none of its towers fit: "
-            + "; ".join(notes)
-            + ". Pass spec=mm_adapters.BackboneSpec(...) to add_adapter."
+        return (
+            None  # a variant the family's paths do not describe (timm CoAtNet in MaxxVit): the automatic spec
         )
     return dataclasses.replace(family, towers=towers, notes=tuple(notes))
 
@@ -126,7 +131,8 @@ def check_spec(model: nn.Module, spec: BackboneSpec) -> None:
 def no_spec_error(model: nn.Module, found: str = "") -> ValueError:
     return ValueError(
         f"mm_adapters has no backbone spec for {type(model).__name__}.{(' ' + found) if found else ''} "
-        f"Supported: {', '.join(supported_models())} (and their task-head models and subclasses). Describe yours "
+        f"Supported: {', '.join(n for n in supported_models() if '=' not in n)} (and their subclasses, task-head "
+        "models and Hugging Face model types, docs/supported_models.md). Describe yours "
         "with mm_adapters.BackboneSpec (module paths of its block list and of each block's attention and FFN "
         "output) and pass it as spec=... or register it with mm_adapters.register_backbone."
     )
@@ -158,10 +164,18 @@ def _delegated(model: nn.Module, family: BackboneSpec, tower: str, prefix: str) 
         return None
     if not isinstance(submodule, nn.Module):
         return None
-    try:
-        return find_spec(submodule, prefixed(prefix, path))
-    except ValueError:
+    found = find_spec(submodule, prefixed(prefix, path))
+    if found is not None:
+        return found
+    try:  # a submodule no family covers (a timm trunk of another class): its automatic spec, seen from here
+        traced = auto_spec(submodule)
+    except (NoAutoSpec, ValueError):
         return None
+    towers = {
+        name: dataclasses.replace(t, layers=prefixed(prefixed(prefix, path), t.layers))
+        for name, t in traced.towers.items()
+    }
+    return dataclasses.replace(traced, towers=towers)
 
 
 def _describe_tower_module(model: nn.Module, family: BackboneSpec, tower: str) -> str:
@@ -169,7 +183,10 @@ def _describe_tower_module(model: nn.Module, family: BackboneSpec, tower: str) -
     if path:
         try:
             module = resolve_path(model, path)
-            return f"{path} is a {type(module).__name__}, which no registered family covers (no attention blocks)."
+            return (
+                f"{path} is a {type(module).__name__}, which no registered family covers and whose blocks the "
+                "automatic spec cannot adapt (no attention blocks)."
+            )
         except AttributeError:
             pass
     first = family.towers[tower].layers.split("|")[0].split(".")[0]

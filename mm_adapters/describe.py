@@ -1,0 +1,36 @@
+"""``mm_adapters.describe(model)``: the spec ``add_adapter`` would use for a model, in words."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from .specs import BackboneSpec, block_hidden_size, detect_spec, resolve_path
+from .specs.base import matching_path
+
+
+def describe(model: nn.Module, spec: BackboneSpec | None = None, *, show: bool = True) -> str:
+    """Print (with ``show``) and return the spec for ``model``: family, and per tower the block list, the number of
+    blocks, their hidden sizes, the attention and FFN sites, the norm position, and what was left out."""
+    spec = spec or detect_spec(model)
+    lines = [f"{type(model).__name__}: family {spec.family!r}"]
+    for name, tower in spec.towers.items():
+        blocks = resolve_path(model, tower.layers)
+        widths = sorted({block_hidden_size(block, tower) for block in blocks})
+        first = blocks[0]
+        lines.append(
+            f"  tower {name!r}: {matching_path(model, tower.layers)} ({len(blocks)} x {type(first).__name__}, hidden "
+            f"{'/'.join(map(str, widths))}, norm {tower.norm_position_of(first) or 'unknown'})"
+        )
+        for kind, site in (("attn", tower.attn), ("ffn", tower.ffn)):
+            module = resolve_path(first, site.output)
+            extra = "".join(
+                f", {label} {matching_path(first, value)}"
+                for label, value in (("input", site.input), ("norm", site.norm))
+                if value
+            )
+            lines.append(f"    {kind}: {matching_path(first, site.output)} ({type(module).__name__}){extra}")
+    lines += [f"  note: {note}" for note in spec.notes]
+    text = "\n".join(lines)
+    if show:
+        print(text)
+    return text

@@ -1,0 +1,435 @@
+"""An automatic spec for a model no family covers, found by tracing one forward on a tiny input.
+
+1. Every ``nn.ModuleList`` / ``nn.Sequential`` of blocks of one class is a candidate block list.
+2. One forward runs under a ``TorchFunctionMode`` that records which tensors each op made from which, with forward
+   hooks naming the modules that produced them. In the first block of a list, a *residual add* adds two tensors of
+   the block's hidden shape; walking back from each operand to the nearest module output (of a module holding a
+   ``Linear``) gives the sublayer that feeds it. A sublayer whose forward ran softmax or scaled-dot-product
+   attention is the attention; the last other one is the FFN. A module a fused kernel bypasses
+   (``nn.MultiheadAttention.out_proj``) never runs as a module, so it is never found.
+3. LayerNorms are read from the same trace: one whose output is the sublayer's input makes the block pre-LN, one
+   that takes the residual add's output makes it post-LN.
+4. The candidate spec is checked on a copy of the model with probe adapters (zero-initialised bottlenecks) on its
+   sites: output unchanged, every site called, every probe parameter gets a gradient. Lists that pass are the towers.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from .base import BackboneSpec, SiteSpec, TowerSpec, resolve_path
+
+logger = logging.getLogger("mm_adapters")
+
+_ATTENTION_OPS = {
+    F.scaled_dot_product_attention, F.softmax, torch.softmax, torch.Tensor.softmax, F.multi_head_attention_forward,
+}  # fmt: skip
+_ADD_OPS = {torch.add, torch.Tensor.add, torch.Tensor.__add__, torch.Tensor.__radd__, torch.Tensor.__iadd__}
+_ADD_OPS.add(torch.Tensor.add_)
+
+
+class NoAutoSpec(ValueError):
+    """The automatic spec found no block list that passes its checks (the message says what it found)."""
+
+
+@dataclass
+class _Call:
+    module: nn.Module
+    input_id: int | None
+    output_id: int | None = None
+    start: int = 0
+    end: int = 0
+
+
+@dataclass
+class _Trace:
+    parents: dict[int, list[int]] = field(default_factory=dict)
+    adds: list[tuple[int, int, int, int, tuple]] = field(default_factory=list)
+    """(sequence, output id, operand ids..., shape) of every two-tensor add."""
+    calls: dict[int, _Call] = field(default_factory=dict)
+    """First call of each module, by module id."""
+    producers: dict[int, list[nn.Module]] = field(default_factory=dict)
+    """Tensor id -> modules whose (first) output it is, innermost first."""
+    keep: list = field(default_factory=list)
+    stack: list[_Call] = field(default_factory=list)
+    attention_steps: list[int] = field(default_factory=list)
+    step: int = 0
+
+
+def _tensors(value) -> list[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, (tuple, list)):
+        return [t for item in value for t in _tensors(item)]
+    if isinstance(value, dict):
+        return [t for item in value.values() for t in _tensors(item)]
+    return []
+
+
+def _first(value) -> torch.Tensor | None:
+    found = _tensors(value)
+    return found[0] if found else None
+
+
+class _Recorder(TorchFunctionMode):
+    def __init__(self, trace: _Trace) -> None:
+        super().__init__()
+        self.trace = trace
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        trace = self.trace
+        trace.step += 1
+        inputs, outputs = _tensors((args, kwargs or {})), _tensors(out)
+        for tensor in outputs:
+            trace.parents.setdefault(id(tensor), [id(t) for t in inputs if t is not tensor])
+        trace.keep.extend(inputs + outputs)
+        if func in _ATTENTION_OPS:
+            trace.attention_steps.append(trace.step)
+        if func in _ADD_OPS and len(args) >= 2 and all(isinstance(a, torch.Tensor) for a in args[:2]):
+            a, b = args[0], args[1]
+            if a.shape == b.shape and not isinstance(a, nn.Parameter) and not isinstance(b, nn.Parameter):
+                trace.adds.append((trace.step, id(out), id(a), id(b), tuple(a.shape)))
+        return out
+
+
+def trace_forward(model: nn.Module, run: Callable[[nn.Module], object]) -> _Trace:
+    """Run ``run(model)`` once, recording tensor lineage, module calls and adds."""
+    trace = _Trace()
+    handles = []
+
+    def pre(module, args, kwargs):
+        first = _first((args, kwargs))
+        call = _Call(module, id(first) if first is not None else None, start=trace.step)
+        trace.stack.append(call)
+        if id(module) not in trace.calls:
+            trace.calls[id(module)] = call
+        if first is not None:
+            trace.keep.append(first)
+
+    def post(module, args, kwargs, output):
+        call = trace.stack.pop()
+        call.end = trace.step
+        first = _first(output)
+        if first is not None and trace.calls.get(id(module)) is call:
+            call.output_id = id(first)
+            trace.producers.setdefault(id(first), []).append(module)
+            trace.keep.append(first)
+
+    for module in model.modules():
+        handles.append(module.register_forward_pre_hook(pre, with_kwargs=True))
+        handles.append(module.register_forward_hook(post, with_kwargs=True))
+    try:
+        with torch.no_grad(), _Recorder(trace):
+            run(model)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return trace
+
+
+def _has_linear(module: nn.Module) -> bool:
+    return any(isinstance(m, nn.Linear) for m in module.modules())
+
+
+def _is_norm(module: nn.Module) -> bool:
+    return "norm" in type(module).__name__.lower() and not _has_linear(module)
+
+
+def _block_lists(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    lists = []
+    for name, module in model.named_modules():
+        if isinstance(module, (nn.ModuleList, nn.Sequential)) and len(module) and name:
+            classes = {type(child) for child in module}
+            if len(classes) == 1 and not isinstance(module[0], (nn.ModuleList, nn.Sequential, nn.Linear)):
+                lists.append((name, module))
+    return lists
+
+
+@dataclass
+class _Site:
+    path: str
+    attention: bool
+    add_output: int
+    residual: int
+    module_input: int | None
+
+
+def _sites(trace: _Trace, block: nn.Module) -> list[_Site]:
+    call = trace.calls.get(id(block))
+    if call is None or call.input_id is None:
+        return []
+    names = {id(m): n for n, m in block.named_modules() if n}
+    width = None
+    for tensor in trace.keep:
+        if id(tensor) == call.input_id:
+            width = tensor.shape[-1]
+            break
+    adds = [
+        a for a in trace.adds if call.start < a[0] <= call.end and width is not None and a[4][-1] == width
+    ]
+    add_outputs = {a[1] for a in adds}
+    sites: list[_Site] = []
+    previous = call.start
+    for step, out_id, left, right, _ in adds:
+        for operand, other in ((left, right), (right, left)):
+            module = _walk_back(trace, operand, names, {call.input_id} | (add_outputs - {out_id}))
+            if module is None:
+                continue
+            path = names[id(module)]
+            if not any(s.path == path for s in sites):
+                # attention ran since the previous residual add: this add closes the attention sublayer
+                attention = any(previous < s <= step for s in trace.attention_steps)
+                sites.append(_Site(path, attention, out_id, other, trace.calls[id(module)].input_id))
+                previous = step
+            break
+    return sites
+
+
+def _walk_back(trace: _Trace, start: int, names: dict[int, str], stops: set[int], limit: int = 400):
+    frontier, seen = [start], set()
+    while frontier and len(seen) < limit:
+        tensor = frontier.pop(0)
+        if tensor in seen or tensor in stops:
+            continue
+        seen.add(tensor)
+        candidates = [m for m in trace.producers.get(tensor, []) if id(m) in names and _has_linear(m)]
+        if candidates:
+            return min(candidates, key=lambda m: names[id(m)].count("."))  # the outermost of them
+        frontier.extend(trace.parents.get(tensor, []))
+    return None
+
+
+def _norm_names(trace: _Trace, block: nn.Module) -> dict[int, str]:
+    return {id(m): n for n, m in block.named_modules() if n and _is_norm(m) and id(m) in trace.calls}
+
+
+def _norm_taking(trace: _Trace, norms: dict[int, str], tensor: int) -> str | None:
+    return next((n for key, n in norms.items() if trace.calls[key].input_id == tensor), None)
+
+
+def _norm_feeding(trace: _Trace, norms: dict[int, str], site: _Site, stops: set[int]) -> str | None:
+    """The LayerNorm whose output reaches the site's input (through reshapes, windows, ...)."""
+    frontier, seen = [site.module_input], set()
+    while frontier and len(seen) < 200:
+        tensor = frontier.pop(0)
+        if tensor is None or tensor in seen or tensor in stops:
+            continue
+        seen.add(tensor)
+        for module in trace.producers.get(tensor, []):
+            if id(module) in norms:
+                return norms[id(module)]
+        frontier.extend(trace.parents.get(tensor, []))
+    return None
+
+
+def _norm_layout(
+    trace: _Trace, block: nn.Module, attn: _Site, ffn: _Site
+) -> tuple[str | None, list[str | None]]:
+    """Post-LN when a LayerNorm of the block takes the FFN's residual sum; pre-LN when LayerNorms feed both
+    sublayers and nothing in the block normalises the FFN's sum; else unknown (res-post-norm blocks, ...)."""
+    norms = _norm_names(trace, block)
+    after_attn, after_ffn = (
+        _norm_taking(trace, norms, attn.add_output),
+        _norm_taking(trace, norms, ffn.add_output),
+    )
+    by_name = {n: key for key, n in norms.items()}
+    if after_attn and after_ffn and trace.calls[by_name[after_attn]].output_id == ffn.residual:
+        return "post", [after_attn, after_ffn]  # the attention's normalised sum is the FFN's residual
+    stops = {trace.calls[id(block)].input_id, attn.add_output, ffn.add_output}
+    found = [_norm_feeding(trace, norms, site, stops) for site in (attn, ffn)]
+    return ("pre" if all(found) else None), found
+
+
+def _input_path(trace: _Trace, block: nn.Module, site: _Site) -> str | None:
+    """The outermost module of the block that takes the residual stream as its first input (post-LN taps there)."""
+    matches = [
+        name
+        for name, module in block.named_modules()
+        if name and id(module) in trace.calls and trace.calls[id(module)].input_id == site.residual
+        and _has_linear(module)
+    ]  # fmt: skip
+    return min(matches, key=lambda n: n.count(".")) if matches else None
+
+
+def _tower(trace: _Trace, path: str, blocks: nn.Module) -> TowerSpec | None:
+    block = blocks[0]
+    sites = _sites(trace, block)
+    attention = next((s for s in sites if s.attention), None)
+    later = [s for s in sites[sites.index(attention) + 1 :] if not s.attention] if attention else []
+    if attention is None or not later:
+        return None
+    ffn = later[-1]
+    position, norms = _norm_layout(trace, block, attention, ffn)
+    specs = []
+    for site, norm in zip((attention, ffn), norms, strict=True):
+        tap = _input_path(trace, block, site) if position == "post" else None
+        specs.append(SiteSpec(output=site.path, input=tap if tap != site.path else None, norm=norm))
+    return TowerSpec(layers=path, attn=specs[0], ffn=specs[1], norm_position=position)
+
+
+def _tower_names(paths: list[str]) -> list[str]:
+    if len(paths) == 1:
+        return ["blocks"]
+    names = []
+    for path in paths:
+        name = re.sub(r"[^A-Za-z0-9_]", "_", path.replace(".*", "")).strip("_") or "blocks"
+        names.append(name)
+    return names
+
+
+def _grouped(model: nn.Module, found: list[tuple[str, TowerSpec]]) -> list[tuple[str, TowerSpec]]:
+    """Stage lists ``layers.0.blocks``, ``layers.1.blocks``... with the same sites become one ``layers.*.blocks``
+    (when the pattern lists exactly their blocks: not where other stages are convolutional)."""
+    groups: dict[tuple, list[tuple[str, TowerSpec]]] = {}
+    for path, tower in found:
+        key = (re.sub(r"\.\d+\.", ".*.", path), tower.attn, tower.ffn, tower.norm_position)
+        groups.setdefault(key, []).append((path, tower))
+    merged = []
+    for (pattern, *_), members in groups.items():
+        count = sum(len(resolve_path(model, path)) for path, _ in members)
+        if len(members) > 1 and pattern != members[0][0] and len(resolve_path(model, pattern)) == count:
+            merged.append((pattern, TowerSpec(**{**members[0][1].__dict__, "layers": pattern})))
+        else:
+            merged.extend(members)
+    return merged
+
+
+def find_towers(model: nn.Module, run: Callable[[nn.Module], object]) -> dict[str, TowerSpec]:
+    """The towers an automatic spec would use for ``model``, from one traced ``run(model)``."""
+    trace = trace_forward(model, run)
+    lists = _block_lists(model)
+    found = []
+    for path, blocks in lists:
+        inner = [p for p, _ in lists if p != path and p.startswith(path + ".")]
+        if inner and any(_tower(trace, p, b) for p, b in lists if p in inner):
+            continue  # a list of stages whose own block lists qualify
+        tower = _tower(trace, path, blocks)
+        if tower is not None:
+            found.append((path, tower))
+    found = _grouped(model, found)
+    return dict(zip(_tower_names([p for p, _ in found]), [t for _, t in found], strict=True))
+
+
+# -- checking a candidate spec with probe adapters -----------------------------------------------------------------
+class _Probe(nn.Module):
+    """A zero-initialised bottleneck added to a site's output by a forward hook (built at the first call, at the
+    width of the output it sees)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down: nn.Linear | None = None
+        self.up: nn.Linear | None = None
+        self.calls = 0
+
+    def hook(self, module, args, output):
+        self.calls += 1
+        hidden = output[0] if isinstance(output, tuple) else output
+        if self.down is None:
+            width = hidden.shape[-1]
+            self.down, self.up = nn.Linear(width, 4), nn.Linear(4, width)
+            nn.init.zeros_(self.up.weight), nn.init.zeros_(self.up.bias)
+            nn.init.constant_(
+                self.down.bias, 0.1
+            )  # tiny random models have tiny activations: keep ReLU alive
+        adapted = hidden + self.up(torch.relu(self.down(hidden.to(self.down.weight.dtype)))).to(hidden.dtype)
+        return (adapted, *output[1:]) if isinstance(output, tuple) else adapted
+
+
+def verify(model: nn.Module, towers: dict[str, TowerSpec], run: Callable[[nn.Module], object]) -> str | None:
+    """None when probe adapters on every site keep the output at init, are all called and all get a gradient;
+    else what failed."""
+    model = copy.deepcopy(model).requires_grad_(False)
+    with torch.no_grad():
+        reference = _first(run(model)).float()
+    probes = []
+    for tower_name, tower in towers.items():
+        for index, block in enumerate(resolve_path(model, tower.layers)):
+            for kind, site in (("attn", tower.attn), ("ffn", tower.ffn)):
+                module = resolve_path(block, site.output)
+                probe = _Probe()
+                module.register_forward_hook(probe.hook)
+                probes.append((f"{tower_name} layer {index} {kind} ({site.output})", probe))
+    with torch.no_grad():
+        difference = (_first(run(model)).float() - reference).abs().max().item()
+    if not difference <= 1e-5:
+        return f"probe adapters change the output at init by {difference:.1e}"
+    silent = [name for name, probe in probes if probe.calls == 0]
+    if silent:
+        return f"sites never called: {silent[:3]}"
+    for _, probe in probes:
+        nn.init.normal_(probe.up.weight, std=0.1)
+    output = _first(run(model)).float()
+    (output * torch.randn(output.shape, generator=torch.Generator().manual_seed(0))).sum().backward()
+    dead = [
+        name for name, probe in probes if probe.down.weight.grad is None or not probe.down.weight.grad.any()
+    ]
+    return f"sites that get no gradient: {dead[:3]}" if dead else None
+
+
+# -- tiny inputs -----------------------------------------------------------------------------------------------------
+def example_run(model: nn.Module) -> Callable[[nn.Module], object]:
+    """A forward on a tiny batch built from the model's own config (Hugging Face) or data config (timm)."""
+    config = getattr(model, "config", None)
+    name = getattr(model, "main_input_name", None)
+    generator = torch.Generator().manual_seed(0)
+    if config is not None and name == "input_ids":
+        ids = torch.randint(
+            0, min(int(getattr(config, "vocab_size", 100) or 100), 100), (2, 8), generator=generator
+        )
+        return lambda m: m(input_ids=ids)
+    if config is not None and name == "pixel_values" and hasattr(config, "image_size"):
+        size = config.image_size if isinstance(config.image_size, int) else config.image_size[0]
+        images = torch.randn(2, getattr(config, "num_channels", 3), size, size, generator=generator)
+        return lambda m: m(pixel_values=images)
+    if config is not None and name == "input_values":
+        audio = torch.randn(2, 16_000, generator=generator)
+        return lambda m: m(input_values=audio)
+    data_config = getattr(model, "pretrained_cfg", None)
+    if isinstance(data_config, dict) and "input_size" in data_config:
+        images = torch.randn(2, *data_config["input_size"], generator=generator)
+        return lambda m: m.forward_features(images) if hasattr(m, "forward_features") else m(images)
+    raise NoAutoSpec(
+        "The automatic spec needs one forward on a tiny input, and mm_adapters cannot tell this model's input: "
+        "call mm_adapters.specs.auto_spec(model, run=lambda m: m(example_input)) and pass its result as spec=."
+    )
+
+
+def auto_spec(model: nn.Module, run: Callable[[nn.Module], object] | None = None) -> BackboneSpec:
+    """A spec for ``model`` found by tracing ``run(model)`` (default: a tiny batch from its config), checked with
+    probe adapters; raises ValueError with what it found when no block list passes."""
+    run = run or example_run(model)
+    was_training = model.training
+    model.eval()
+    try:
+        towers = find_towers(model, run)
+        problem = (
+            verify(model, towers, run) if towers else "no block list with an attention and an FFN sublayer"
+        )
+    finally:
+        model.train(was_training)
+    if problem:
+        found = ", ".join(f"{t.layers}: attn={t.attn.output}, ffn={t.ffn.output}" for t in towers.values())
+        raise NoAutoSpec(f"The automatic spec found {found or 'nothing'}, but {problem}.")
+    spec = BackboneSpec(
+        family=f"auto:{type(model).__name__}", class_names=(type(model).__name__,), towers=towers
+    )
+    logger.warning(
+        "mm_adapters: automatic spec for %s: %s",
+        type(model).__name__,
+        "; ".join(
+            f"{name}={t.layers} ({len(resolve_path(model, t.layers))} blocks, attn={t.attn.output}, "
+            f"ffn={t.ffn.output}, norm={t.norm_position})"
+            for name, t in towers.items()
+        ),
+    )
+    return spec
