@@ -56,6 +56,10 @@ def _build_open_clip(name: str) -> nn.Module:
     with tiny_timm_building():
         torch.manual_seed(SEED)
         model = open_clip.create_model(name, pretrained=None, **overrides)
+        decoder = getattr(model, "text_decoder", None)
+        if getattr(decoder, "text_projection", None) is not None:
+            # CoCa's decoder leaves text_projection as torch.empty (its init_parameters is never called)
+            nn.init.normal_(decoder.text_projection, std=decoder.text_projection.shape[0] ** -0.5)
     model.eval().requires_grad_(False)
     model._sweep_image_size = overrides["vision_cfg"].get("image_size", 224)
     model._sweep_context_length = int(getattr(model, "context_length", 8) or 8)
