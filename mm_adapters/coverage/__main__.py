@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 from pathlib import Path
 
 from .candidates import candidates
+from .check import Result
 from .sweep import markdown, status, summary_lines, sweep
 
 HEADER = """# Supported models
@@ -24,6 +27,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--library", action="append", choices=["open_clip", "timm", "transformers"])
     parser.add_argument("--markdown", type=Path, help="write the supported-models table here")
+    parser.add_argument("--json", type=Path, help="also write the results here (to --merge them later)")
+    parser.add_argument(
+        "--merge", type=Path, nargs="+", help="summarise these --json results instead of sweeping"
+    )
     args = parser.parse_args()
     libraries = tuple(args.library or ("open_clip", "timm", "transformers"))
 
@@ -35,7 +42,14 @@ def main() -> None:
             flush=True,
         )
 
-    results = sweep(candidates(libraries), progress)
+    if args.merge:
+        results = [Result(**row) for path in args.merge for row in json.loads(path.read_text())]
+        for result in results:
+            result.notes = tuple(result.notes)
+    else:
+        results = sweep(candidates(libraries), progress)
+    if args.json:
+        args.json.write_text(json.dumps([dataclasses.asdict(r) for r in results], indent=1))
     summary = summary_lines(results)
     print("\n".join(summary))
     failures = [r for r in results if not r.ok]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .shrink import shrunk_hf_config, shrunk_open_clip_config, tiny_timm_building
+from .shrink import shrunk_hf_config, shrunk_open_clip_config, tiny_hf_text_towers, tiny_timm_building
 
 SEED = 0
 
@@ -53,7 +53,7 @@ def _build_open_clip(name: str) -> nn.Module:
     import open_clip
 
     overrides = shrunk_open_clip_config(open_clip.get_model_config(name))
-    with tiny_timm_building():
+    with tiny_timm_building(), tiny_hf_text_towers():
         torch.manual_seed(SEED)
         model = open_clip.create_model(name, pretrained=None, **overrides)
         decoder = getattr(model, "text_decoder", None)
@@ -107,12 +107,22 @@ def timm_candidates(names_per_module: int = NAMES_PER_MODULE) -> Iterator[Candid
 
 
 def _build_timm(name: str) -> nn.Module:
+    """Shrunk widths, depths and (where the model takes it) image size; a model that does not build or run that
+    small is built with its own image size."""
     import timm
 
-    with tiny_timm_building():
-        torch.manual_seed(SEED)
-        model = timm.create_model(name, pretrained=False, num_classes=0)
-    return model.eval().requires_grad_(False)
+    for small_images in (True, False):
+        try:
+            with tiny_timm_building(small_images):
+                torch.manual_seed(SEED)
+                model = timm.create_model(name, pretrained=False, num_classes=0).eval().requires_grad_(False)
+            with torch.no_grad():
+                _run_timm(model)
+            return model
+        except Exception:  # noqa: BLE001
+            if not small_images:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _run_timm(model: nn.Module) -> torch.Tensor:

@@ -63,7 +63,9 @@ def shrunk_open_clip_config(config: dict) -> dict:
     else:
         vision["image_size"] = _timm_image_size(vision)
     text = dict(config["text_cfg"])
-    if "hf_model_name" not in text:
+    if "hf_model_name" in text:
+        text["hf_model_pretrained"] = False  # random weights from the (tiny) config
+    else:
         text.update(
             width=WIDTH,
             heads=HEADS,
@@ -80,6 +82,49 @@ def shrunk_open_clip_config(config: dict) -> dict:
     return overrides
 
 
+_HF_TEXT_TYPES = (("xlm-roberta", "xlm-roberta"), ("roberta", "roberta"), ("mt5", "mt5"), ("nllb", "m2m_100"))
+
+
+@contextlib.contextmanager
+def tiny_hf_text_towers() -> Iterator[None]:
+    """While active, open_clip's Hugging Face text towers are built from a tiny config of their model type instead
+    of the hub's (which is not reachable offline)."""
+    from open_clip import hf_model
+    from transformers import AutoConfig
+
+    original = hf_model.AutoConfig.from_pretrained
+
+    def tiny(name, *args, **kwargs):
+        model_type = next((t for key, t in _HF_TEXT_TYPES if key in str(name).lower()), None)
+        if model_type is None:
+            return original(name, *args, **kwargs)
+        config = shrunk_hf_config(AutoConfig.for_model(model_type))
+        for key in (
+            "d_model",
+            "d_ff",
+            "num_layers",
+            "num_heads",
+            "encoder_layers",
+            "encoder_attention_heads",
+        ):
+            if hasattr(config, key):  # T5 / M2M100 size names
+                setattr(config, key, {"d_model": WIDTH, "d_ff": 2 * WIDTH, "num_heads": HEADS}.get(key, LAYERS)
+                        if key != "encoder_attention_heads" else HEADS)  # fmt: skip
+        if hasattr(config, "encoder_ffn_dim"):
+            config.encoder_ffn_dim, config.decoder_ffn_dim, config.decoder_layers = 2 * WIDTH, 2 * WIDTH, 1
+            config.decoder_attention_heads = HEADS
+        config.max_position_embeddings = 514  # RoBERTa's positions start after the padding index
+        if hasattr(config, "d_kv"):
+            config.d_kv = WIDTH // HEADS
+        return config
+
+    hf_model.AutoConfig.from_pretrained = tiny
+    try:
+        yield
+    finally:
+        hf_model.AutoConfig.from_pretrained = original
+
+
 def _timm_image_size(vision: dict) -> int:
     size = vision.get("image_size", 224)
     return size if isinstance(size, int) else int(size[0])
@@ -89,9 +134,11 @@ def _timm_image_size(vision: dict) -> int:
 _TIMM_INTS = dict(embed_dim=WIDTH, depth=LAYERS, num_heads=HEADS, mlp_ratio=2.0)
 
 
-def _shrunk_timm_kwargs(model_cls, kwargs: dict) -> dict:
+def _shrunk_timm_kwargs(model_cls, kwargs: dict, small_images: bool = False) -> dict:
     accepted = inspect.signature(model_cls.__init__).parameters
     shrunk = dict(kwargs)
+    if small_images and "img_size" in accepted and not isinstance(kwargs.get("img_size"), (tuple, list)):
+        shrunk["img_size"] = 64
     for key, value in _TIMM_INTS.items():
         if key in accepted and not isinstance(shrunk.get(key), (tuple, list)):
             shrunk[key] = value
@@ -121,7 +168,7 @@ def _shrunk_timm_kwargs(model_cls, kwargs: dict) -> dict:
 
 
 @contextlib.contextmanager
-def tiny_timm_building() -> Iterator[None]:
+def tiny_timm_building(small_images: bool = False) -> Iterator[None]:
     """While active, timm builds every model with its widths and depths shrunk (falling back to the full size when
     the shrunk arguments do not fit the model)."""
     from timm.models import _builder
@@ -130,7 +177,8 @@ def tiny_timm_building() -> Iterator[None]:
 
     def build(model_cls, variant, pretrained, *args, **kwargs):
         try:
-            return original(model_cls, variant, pretrained, *args, **_shrunk_timm_kwargs(model_cls, kwargs))
+            shrunk = _shrunk_timm_kwargs(model_cls, kwargs, small_images)
+            return original(model_cls, variant, pretrained, *args, **shrunk)
         except Exception:  # noqa: BLE001  (shrunk sizes that do not fit: build at full size)
             return original(model_cls, variant, pretrained, *args, **kwargs)
 
