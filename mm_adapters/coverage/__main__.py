@@ -31,6 +31,9 @@ def main() -> None:
     parser.add_argument(
         "--merge", type=Path, nargs="+", help="summarise these --json results instead of sweeping"
     )
+    parser.add_argument(
+        "--note", default="", help="a line about this run for the markdown (what it left out)"
+    )
     args = parser.parse_args()
     libraries = tuple(args.library or ("open_clip", "timm", "transformers"))
 
@@ -54,7 +57,8 @@ def main() -> None:
     print("\n".join(summary))
     failures = [r for r in results if not r.ok]
     if args.markdown:
-        text = HEADER + "\n## Coverage\n\n" + "\n".join(f"- {line}" for line in summary)
+        text = HEADER + (f"\n{args.note}\n" if args.note else "")
+        text += "\n## Coverage\n\n" + "\n".join(f"- {line}" for line in summary)
         if failures:
             text += "\n\n## What fails, and why\n\n" + "\n".join(
                 f"- {r.library} `{r.name}`: {r.error}" for r in failures

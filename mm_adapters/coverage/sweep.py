@@ -50,7 +50,7 @@ def class_coverage(results: list[Result], library: str = "timm") -> tuple[int, i
     """Model classes of ``library`` all of whose swept names pass, of the classes built."""
     classes: dict[str, bool] = {}
     for result in built(results):
-        if result.library == library:
+        if result.library == library and result.model_class:
             classes[result.model_class] = classes.get(result.model_class, True) and result.ok
     return sum(classes.values()), len(classes)
 
