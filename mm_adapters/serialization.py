@@ -16,6 +16,7 @@ from .config import AdapterConfig
 from .errors import AdapterLoadError
 from .injection import add_adapter, delete_adapter, set_active_adapters
 from .plugins import shared_adapter_builder
+from .specs.registry import current_family_name
 from .state import backbone_signature, check_name, get_state, iter_sites
 
 CONFIG_FILE = "adapter_config.json"
@@ -265,6 +266,8 @@ def _without_shared_memory(tensors: dict[str, torch.Tensor]) -> dict[str, torch.
 
 def _check_signature(model: nn.Module, saved: dict, folder: Path) -> None:
     current = backbone_signature(model, get_state(model, create=True).spec)
+    if isinstance(saved, dict) and isinstance(saved.get("family"), str):
+        saved = {**saved, "family": current_family_name(saved["family"])}
     if saved != current:
         raise AdapterLoadError(
             f"The adapter in {folder} was trained for {_describe(saved)} but this model is {_describe(current)}; "

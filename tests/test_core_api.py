@@ -307,3 +307,21 @@ def test_loading_never_unpickles(saved, tmp_path):
     with pytest.raises(AdapterLoadError):
         mma.load_adapter(hf_bert().model, folder)
     assert not marker.exists()
+
+
+def test_folder_saved_under_a_renamed_family_still_loads(tmp_path):
+    """open_clip CustomTextCLIP had its own family, open_clip_custom_text; its saved adapters load into open_clip."""
+    tiny = FACTORIES["open_clip"](0)
+    mma.add_adapter(tiny.model, "task", AdapterConfig.pfeiffer())
+    mma.save_adapter(tiny.model, "task", tmp_path / "task")
+    config_path = tmp_path / "task" / "adapter_config.json"
+    document = json.loads(config_path.read_text())
+    document["backbone"]["family"] = "open_clip_custom_text"
+    config_path.write_text(json.dumps(document))
+
+    fresh = FACTORIES["open_clip"](0).model
+    assert mma.load_adapter(fresh, tmp_path / "task") == "task"
+    document["backbone"]["family"] = "hf_bert"
+    config_path.write_text(json.dumps(document))
+    with pytest.raises(AdapterLoadError, match="trained for hf_bert"):
+        mma.load_adapter(FACTORIES["open_clip"](0).model, tmp_path / "task")

@@ -27,6 +27,14 @@ logger = logging.getLogger("mm_adapters")
 FAMILIES: dict[str, Family] = {}
 BACKBONE_SPECS: dict[str, BackboneSpec] = {}
 
+RENAMED_FAMILIES = {"open_clip_custom_text": "open_clip"}
+"""Family names that adapter folders saved by earlier versions carry, and the family that now serves them."""
+
+
+def current_family_name(name: str) -> str:
+    """The family an earlier version's folder name ``name`` now belongs to (``name`` itself when not renamed)."""
+    return RENAMED_FAMILIES.get(name, name)
+
 
 def register_family(family: Family) -> Family:
     """Add a backbone family entry (spec, task wrapper, examples, demos)."""
