@@ -141,3 +141,4 @@ def test_resuming_a_run_made_with_other_settings(tmp_path):
     message = run_recipe(*common, "--placement", "houlsby")
     assert "checkpoints/last.ckpt belongs to another run" in message
     assert "placement 'pfeiffer' there, 'houlsby' here" in message and "--resume none" in message
+    assert "resume='" not in message  # the command line's flag, not the library argument

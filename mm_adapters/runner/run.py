@@ -152,7 +152,7 @@ class Run:
                 other_output="another --output-dir",
             )  # fmt: skip
         except CheckpointError as error:
-            sys.exit(f"error: {error}")
+            sys.exit(f"error: {command_line_words(str(error), self.config)}")
         return None if path is None else str(path)
 
     def evaluate(
