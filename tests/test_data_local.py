@@ -162,7 +162,9 @@ def test_fingerprint_follows_the_data_and_the_options(tmp_path):
     with (tmp_path / "train.csv").open("a") as handle:
         handle.write("one more line,pos\n")
     changed = load_local_data(tmp_path, "text")
-    assert changed.fingerprint != first and len(changed.train) == 17  # the table is read again, not a stale cache
+    assert (
+        changed.fingerprint != first and len(changed.train) == 17
+    )  # the table is read again, not a stale cache
 
 
 def test_hub_splits_with_string_labels_share_one_encoding():

@@ -75,7 +75,10 @@ def test_a_checkpoint_without_fingerprint_is_not_taken_for_this_run(tmp_path):
 def test_a_finished_run_is_not_retrained_or_reported_again(tmp_path):
     write_checkpoint(tmp_path, fingerprint(), finished=True)
     (tmp_path / "metrics.json").write_text('{"metrics": {"val_acc": 0.9}}')
-    with pytest.raises(RunFinishedError, match=r"is a finished run of the same data and settings; its results are in .*metrics.json and are kept"):
+    with pytest.raises(
+        RunFinishedError,
+        match=r"is a finished run of the same data and settings; its results are in .*metrics.json and are kept",
+    ):
         resolve_resume("auto", tmp_path, fingerprint())
     assert (tmp_path / "metrics.json").read_text() == '{"metrics": {"val_acc": 0.9}}'
     assert resolve_resume("none", tmp_path, fingerprint()) is None  # an explicit start-over is allowed
@@ -95,4 +98,3 @@ def test_a_report_without_checkpoint_is_kept(tmp_path):
 def test_an_explicit_checkpoint_path_may_continue_with_other_settings(tmp_path):
     path = write_checkpoint(tmp_path, fingerprint())
     assert resolve_resume(str(path), tmp_path, fingerprint(max_steps=200)) == path
-
