@@ -97,13 +97,14 @@ register_family(
     )
 )
 
+
 # CaiT and XCiT: self-attention blocks, then class-attention blocks that update the class token only (their attention
 # LayerNorm reads the class token and the patches together, so it is not the stream's: no attention norm there).
-register_family(
-    Family(
+def _class_attention_family(family: str, class_name: str, class_blocks: str) -> Family:
+    return Family(
         spec=BackboneSpec(
-            family="timm_cait",
-            class_names=("Cait",),
+            family=family,
+            class_names=(class_name,),
             towers={
                 "vision": TowerSpec(
                     layers="blocks",
@@ -112,7 +113,7 @@ register_family(
                     **_PRE,
                 ),
                 "class_attn": TowerSpec(
-                    layers="blocks_token_only",
+                    layers=class_blocks,
                     attn=SiteSpec(output="attn"),
                     ffn=SiteSpec(output="mlp", norm="norm2"),
                     **_PRE,
@@ -121,31 +122,10 @@ register_family(
         ),
         wrapper="timm_vit",
     )
-)
 
-register_family(
-    Family(
-        spec=BackboneSpec(
-            family="timm_xcit",
-            class_names=("Xcit",),
-            towers={
-                "vision": TowerSpec(
-                    layers="blocks",
-                    attn=SiteSpec(output="attn", norm="norm1"),
-                    ffn=SiteSpec(output="mlp", norm="norm2"),
-                    **_PRE,
-                ),
-                "class_attn": TowerSpec(
-                    layers="cls_attn_blocks",
-                    attn=SiteSpec(output="attn"),
-                    ffn=SiteSpec(output="mlp", norm="norm2"),
-                    **_PRE,
-                ),
-            },
-        ),
-        wrapper="timm_vit",
-    )
-)
+
+register_family(_class_attention_family("timm_cait", "Cait", "blocks_token_only"))
+register_family(_class_attention_family("timm_xcit", "Xcit", "cls_attn_blocks"))
 
 # MaxViT: each block has a window-partition and a grid-partition attention unit, each with attn and mlp.
 register_family(
