@@ -70,7 +70,8 @@ class AudioClassificationCollator:
 
     def __call__(self, rows: Sequence[Row]) -> dict[str, torch.Tensor]:
         waveforms = [
-            read_audio(row[self.audio_column], self.sample_rate, self.min_samples, self.normalize) for row in rows
+            read_audio(row[self.audio_column], self.sample_rate, self.min_samples, self.normalize)
+            for row in rows
         ]
         input_values, attention_mask = pad_waveforms(waveforms)
         return {
@@ -135,18 +136,9 @@ class CTCCollator:
     """Zero mean, unit variance per clip (``backbone.normalize_audio``: off for Whisper)."""
 
     def __call__(self, rows: Sequence[Row]) -> dict[str, Any]:
-        waveforms = [
-            read_audio(row[self.audio_column], self.sample_rate, self.min_samples, self.normalize) for row in rows
-        ]
-        input_values, attention_mask = pad_waveforms(waveforms)
-        transcripts = [str(row[self.transcript_column]) for row in rows]
-        return {
-            "input_values": input_values,
-            "attention_mask": attention_mask,
-            "labels": pad_label_sequences([self.vocabulary.encode(text) for text in transcripts]),
-            "transcripts": transcripts,
-            "index": row_indices(rows),
-        }
+        batch = audio_and_transcripts(self, rows)
+        labels = pad_label_sequences([self.vocabulary.encode(text) for text in batch["transcripts"]])
+        return {**batch, "labels": labels}
 
 
 @dataclass
@@ -162,13 +154,19 @@ class TranscriptCollator:
     """Zero mean, unit variance per clip (``backbone.normalize_audio``: off for Whisper)."""
 
     def __call__(self, rows: Sequence[Row]) -> dict[str, Any]:
-        waveforms = [
-            read_audio(row[self.audio_column], self.sample_rate, self.min_samples, self.normalize) for row in rows
-        ]
-        input_values, attention_mask = pad_waveforms(waveforms)
-        return {
-            "input_values": input_values,
-            "attention_mask": attention_mask,
-            "transcripts": [str(row[self.transcript_column]) for row in rows],
-            "index": row_indices(rows),
-        }
+        return audio_and_transcripts(self, rows)
+
+
+def audio_and_transcripts(collator: CTCCollator | TranscriptCollator, rows: Sequence[Row]) -> dict[str, Any]:
+    """The padded clips and their transcripts, as both speech-recognition collators give them."""
+    waveforms = [
+        read_audio(row[collator.audio_column], collator.sample_rate, collator.min_samples, collator.normalize)
+        for row in rows
+    ]
+    input_values, attention_mask = pad_waveforms(waveforms)
+    return {
+        "input_values": input_values,
+        "attention_mask": attention_mask,
+        "transcripts": [str(row[collator.transcript_column]) for row in rows],
+        "index": row_indices(rows),
+    }
