@@ -21,7 +21,7 @@ def describe(model: nn.Module, spec: BackboneSpec | None = None, *, show: bool =
             f"  tower {name!r}: {matching_path(model, tower.layers)} ({len(blocks)} x {type(first).__name__}, hidden "
             f"{'/'.join(map(str, widths))}, norm {tower.norm_position_of(first) or 'unknown'})"
         )
-        for kind, site in (("attn", tower.attn), ("ffn", tower.ffn)):
+        for kind, site in tower.sites(first).items():
             module = resolve_path(first, site.output)
             extra = "".join(
                 f", {label} {matching_path(first, value)}"

@@ -47,12 +47,14 @@ def add_adapter(
     for tower_name in towers:
         tower = state.spec.towers[tower_name]
         layers = resolve_path(model, tower.layers)
-        site_specs = {name: spec for name, spec in tower.sites().items() if name in config.sites}
         for index in config.layer_indices(len(layers)):
             hidden_size = block_hidden_size(
                 layers[index], tower
             )  # stages of Swin-like models differ in width
+            site_specs = tower.sites(layers[index])
             for site_name, site_spec in site_specs.items():
+                if site_name not in config.sites:
+                    continue
                 site = _site_for(layers[index], site_spec, tower_name, index, site_name, hidden_size)
                 if config.reads != "output":
                     _place(layers[index], tower, site_spec, site, config.reads, state.spec.family)
@@ -187,7 +189,7 @@ def _check_placements(model: nn.Module, spec: BackboneSpec, towers: list[str], c
     for tower_name in towers:
         tower = spec.towers[tower_name]
         block = resolve_path(model, tower.layers)[0]
-        for site_name, site_spec in tower.sites().items():
+        for site_name, site_spec in tower.sites(block).items():
             if site_name in config.sites:
                 plan_site(tower, site_spec, block, config.reads, family=spec.family, site_name=site_name)
 
@@ -227,7 +229,7 @@ def _unwrap_empty_sites(model: nn.Module) -> None:
     for tower_name, layers in tower_layers(model, state.spec).items():
         tower = state.spec.towers[tower_name]
         for layer in layers:
-            for site_spec in tower.sites().values():
+            for site_spec in tower.sites(layer).values():
                 site = resolve_path(layer, site_spec.output)
                 if not isinstance(site, AdapterSite):
                     continue

@@ -5,14 +5,18 @@ tensor the block adds ``h`` to. On a post-LN block (BERT, Wav2Vec2-base) that is
 block (ViT, CLIP, timm, open_clip) it is the residual ``r``, tapped where it enters the sublayer's LayerNorm. Every
 placement returns ``h + delta``, so the block's own residual add and LayerNorm then give:
 
-=====================  ======================================  =====================================
-``reads``              post-LN block output                    pre-LN block output
-=====================  ======================================  =====================================
-``output``             ``LN(x + h + A(h))``                    ``r + h + A(h)``
-``residual_sum``       ``LN(z + A(LN(z)))``, ``z = h + x``      ``z + A(z)``, ``z = r + h``
-``residual`` (par.)    ``LN(x + h + s*A(x))``                  ``r + h + s*A(r)``
-``sublayer_input``     ``LN(x + h + s*A(x))``                  ``r + h + s*A(LN(r))``
-=====================  ======================================  =====================================
+A res-post-norm block (Swin-v2, EVA post-norm: ``x + N(f(x))``; LeViT: ``x + f(x)``) has no LayerNorm on the stream:
+its sites sit on ``N``'s output ``h = N(f(x))`` and the stream is the sublayer input ``x``, as on a pre-LN block
+without the LayerNorm.
+
+=====================  ======================================  =====================================  =========================
+``reads``              post-LN block output                    pre-LN block output                    res-post-norm block output
+=====================  ======================================  =====================================  =========================
+``output``             ``LN(x + h + A(h))``                    ``r + h + A(h)``                       ``x + h + A(h)``
+``residual_sum``       ``LN(z + A(LN(z)))``, ``z = h + x``      ``z + A(z)``, ``z = r + h``             ``z + A(z)``, ``z = x + h``
+``residual`` (par.)    ``LN(x + h + s*A(x))``                  ``r + h + s*A(r)``                     ``x + h + s*A(x)``
+``sublayer_input``     ``LN(x + h + s*A(x))``                  ``r + h + s*A(LN(r))``                 ``x + h + s*A(x)``
+=====================  ======================================  =====================================  =========================
 """
 
 from __future__ import annotations
@@ -48,6 +52,12 @@ def adapter_input(
         raise RuntimeError(
             f"An adapter reading {reads!r} found no captured stream; was the sublayer skipped?"
         )
+    if stream.shape != hidden.shape:
+        raise RuntimeError(
+            f"An adapter reading {reads!r} got a stream of shape {tuple(stream.shape)} for a sublayer output of shape "
+            f"{tuple(hidden.shape)}: this sublayer does not see the residual stream as it is added (windowed "
+            "attention, class-token-only layers); use reads='output' here (e.g. AdapterConfig.sites=('ffn',))."
+        )
     if reads == "residual":
         return stream
     if reads == "sublayer_input":
@@ -65,11 +75,15 @@ def plan_site(
 
     Raises ``ValueError`` naming the spec field that is missing when ``reads`` needs it, before anything changes."""
     position = tower.norm_position_of(block)
+    if (
+        position == "res_post"
+    ):  # ``site_spec`` is already the one on the block's norm (TowerSpec.sites(block))
+        return SitePlacement(position, None, False, site_spec.input)
     where = f"backbone spec {family!r}, site {site_name!r}"
     if reads in ("residual", "residual_sum") and position is None:
         raise ValueError(
             f"reads={reads!r} needs to know whether the blocks are pre-LN or post-LN, but {where} has no "
-            "TowerSpec.norm_position; set it to 'pre' or 'post', or use reads='output' / 'sublayer_input'."
+            "TowerSpec.norm_position; set it to 'pre', 'post' or 'res_post', or use reads='output' / 'sublayer_input'."
         )
     needs_norm = (position == "pre" and reads in ("residual", "residual_sum")) or (
         position == "post" and reads == "residual_sum"

@@ -18,7 +18,7 @@ from torch import nn
 
 from ..config import SITES
 from ..site import AdapterSite, InputTap, first_input
-from ..specs import SiteSpec, TowerSpec, resolve_path
+from ..specs import TowerSpec, resolve_path
 
 
 def site_order(kind: str) -> int:
@@ -152,10 +152,11 @@ def shared_modules(block: nn.Module, spec: TowerSpec, branch_kind: str) -> list[
     """The modules of the branch block that run once on the original rows, each with whether its output is
     repeated N times (a sublayer's input module hands its B rows straight to the sublayer's output module)."""
     shared: list[tuple[nn.Module, bool]] = []
-    for kind in sorted(_site_kinds(spec), key=site_order):
+    sites = spec.sites(block)
+    for kind in sorted(sites, key=site_order):
         if site_order(kind) > site_order(branch_kind):
             break
-        site_spec: SiteSpec = getattr(spec, kind)
+        site_spec = sites[kind]
         output = resolve_path(block, site_spec.output)
         source = resolve_path(block, site_spec.input) if site_spec.input else None
         if source is output or (isinstance(output, AdapterSite) and source is output.base_layer):
@@ -168,10 +169,6 @@ def shared_modules(block: nn.Module, spec: TowerSpec, branch_kind: str) -> list[
             shared.append((_inner(source), False))
         shared.append((_inner(output), True))
     return shared
-
-
-def _site_kinds(spec: TowerSpec) -> list[str]:
-    return [name for name in vars(spec) if isinstance(getattr(spec, name), SiteSpec)]
 
 
 def _inner(module: nn.Module) -> nn.Module:

@@ -27,6 +27,17 @@ def _generator() -> torch.Generator:
     return torch.Generator().manual_seed(SEED)
 
 
+def _without_zero_norms(model: nn.Module) -> nn.Module:
+    """Random weights as training leaves them: a norm initialised to zero (timm's Swin-v2 post-norms start at 0 so
+    each block starts as the identity) outputs zeros, and an adapter reading zeros gets no gradient in the check."""
+    with torch.no_grad():
+        for module in model.modules():
+            weight = getattr(module, "weight", None)
+            if "Norm" in type(module).__name__ and isinstance(weight, nn.Parameter) and not weight.any():
+                weight.fill_(1.0)
+    return model
+
+
 def _first_tensor(output) -> torch.Tensor:
     if isinstance(output, torch.Tensor):
         return output
@@ -55,7 +66,7 @@ def _build_open_clip(name: str) -> nn.Module:
     overrides = shrunk_open_clip_config(open_clip.get_model_config(name))
     with tiny_timm_building(), tiny_hf_text_towers():
         torch.manual_seed(SEED)
-        model = open_clip.create_model(name, pretrained=None, **overrides)
+        model = _without_zero_norms(open_clip.create_model(name, pretrained=None, **overrides))
         decoder = getattr(model, "text_decoder", None)
         if getattr(decoder, "text_projection", None) is not None:
             # CoCa's decoder leaves text_projection as torch.empty (its init_parameters is never called)
@@ -116,6 +127,7 @@ def _build_timm(name: str) -> nn.Module:
             with tiny_timm_building(small_images):
                 torch.manual_seed(SEED)
                 model = timm.create_model(name, pretrained=False, num_classes=0).eval().requires_grad_(False)
+                _without_zero_norms(model)
             with torch.no_grad():
                 _run_timm(model)
             return model

@@ -8,7 +8,8 @@
    attention is the attention; the last other one is the FFN. A module a fused kernel bypasses
    (``nn.MultiheadAttention.out_proj``) never runs as a module, so it is never found.
 3. LayerNorms are read from the same trace: one whose output is the sublayer's input makes the block pre-LN, one
-   that takes the residual add's output makes it post-LN.
+   that takes the residual add's output makes it post-LN; an FFN that reads the stream itself (no LayerNorm before
+   it) makes it res-post-norm, with the LayerNorm that takes each sublayer's output, if any, as that site's norm.
 4. The candidate spec is checked on a copy of the model with probe adapters (zero-initialised bottlenecks) on its
    sites: output unchanged, every site called, every probe parameter gets a gradient. Lists that pass are the towers.
 """
@@ -236,7 +237,8 @@ def _norm_layout(
     trace: _Trace, block: nn.Module, attn: _Site, ffn: _Site
 ) -> tuple[str | None, list[str | None]]:
     """Post-LN when a LayerNorm of the block takes the FFN's residual sum; pre-LN when LayerNorms feed both
-    sublayers and nothing in the block normalises the FFN's sum; else unknown (res-post-norm blocks, ...)."""
+    sublayers and nothing in the block normalises the FFN's sum; res-post-norm when the FFN reads the stream itself
+    (see the module docstring); else unknown."""
     norms = _norm_names(trace, block)
     after_attn, after_ffn = (
         _norm_taking(trace, norms, attn.add_output),
@@ -247,7 +249,18 @@ def _norm_layout(
         return "post", [after_attn, after_ffn]  # the attention's normalised sum is the FFN's residual
     stops = {trace.calls[id(block)].input_id, attn.add_output, ffn.add_output}
     found = [_norm_feeding(trace, norms, site, stops) for site in (attn, ffn)]
-    return ("pre" if all(found) else None), found
+    if all(found):
+        return "pre", found
+    if not any(found) and ffn.module_input == ffn.residual:
+        # the FFN reads the stream itself and adds to it: res-post-norm, ``x + N(f(x))`` (or ``x + f(x)``)
+        return "res_post", [
+            _norm_taking(trace, norms, _output_of(trace, block, site)) for site in (attn, ffn)
+        ]
+    return None, found
+
+
+def _output_of(trace: _Trace, block: nn.Module, site: _Site) -> int | None:
+    return trace.calls[id(resolve_path(block, site.path))].output_id
 
 
 def _input_path(trace: _Trace, block: nn.Module, site: _Site) -> str | None:
@@ -354,7 +367,7 @@ def verify(model: nn.Module, towers: dict[str, TowerSpec], run: Callable[[nn.Mod
     probes = []
     for tower_name, tower in towers.items():
         for index, block in enumerate(resolve_path(model, tower.layers)):
-            for kind, site in (("attn", tower.attn), ("ffn", tower.ffn)):
+            for kind, site in tower.sites(block).items():
                 module = resolve_path(block, site.output)
                 probe = _Probe()
                 module.register_forward_hook(probe.hook)

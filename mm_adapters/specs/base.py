@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-NORM_POSITIONS = ("pre", "post")
+NORM_POSITIONS = ("pre", "post", "res_post")
 
 
 @dataclass(frozen=True)
@@ -19,12 +19,20 @@ class SiteSpec:
     A path may list alternatives separated by ``|`` (module names that changed between library versions).
     ``norm`` names the block's LayerNorm that belongs to this sublayer: on a post-LN block the one applied to
     ``sublayer output + residual``, on a pre-LN block the one applied before the sublayer (its input is the
-    residual stream). Placements that read the residual stream need it (see ``docs/placements.md``).
+    residual stream), on a res-post-norm block the one applied to the sublayer output before its residual add (the
+    site then wraps it, see :meth:`on_res_post_block`). Placements that read the residual stream need it (see
+    ``docs/placements.md``).
     """
 
     output: str
     input: str | None = None
     norm: str | None = None
+
+    def on_res_post_block(self) -> SiteSpec:
+        """Where this site sits on a res-post-norm block, ``x + norm(f(x))`` (Swin-v2, EVA post-norm; ``x + f(x)``
+        where ``norm`` is None, LeViT): on the output of ``norm``, the tensor the block adds to its stream, with the
+        sublayer's own input as that stream."""
+        return SiteSpec(output=self.norm or self.output, input=self.input or self.output)
 
 
 @dataclass(frozen=True)
@@ -46,9 +54,10 @@ class TowerSpec:
     """False where the model's code after the blocks indexes their output with the input batch (CLIP's text tower
     pools at each sample's end-of-text token), so ``Parallel`` cannot replicate the batch inside this tower."""
     norm_position: str | Callable[[nn.Module], str | None] | None = None
-    """``"post"`` (LayerNorm after each residual add: BERT, Wav2Vec2-base) or ``"pre"`` (LayerNorm before each
-    sublayer: ViT, CLIP); a function of one block where a family has both. None: unknown, so placements that
-    depend on it are refused."""
+    """``"post"`` (LayerNorm after each residual add: BERT, Wav2Vec2-base), ``"pre"`` (LayerNorm before each
+    sublayer: ViT, CLIP) or ``"res_post"`` (no LayerNorm on the stream; each sublayer's output, normalised by its
+    ``SiteSpec.norm`` if it has one, is added to the sublayer's input: Swin-v2, EVA post-norm, LeViT); a function
+    of one block where a family has several. None: unknown, so placements that depend on it are refused."""
     cross_attn: SiteSpec | None = None
     """Cross-attention of an encoder-decoder's decoder block (Whisper's ``encoder_attn``), adapted as site
     ``"cross_attn"``; None for towers without one."""
@@ -59,11 +68,14 @@ class TowerSpec:
             raise ValueError(f"norm_position must be one of {NORM_POSITIONS} or None, got {position!r}.")
         return position
 
-    def sites(self) -> dict[str, SiteSpec]:
-        """The adaptable sublayers of one block by site name (``attn``, ``ffn`` and, if present, ``cross_attn``)."""
+    def sites(self, block: nn.Module | None = None) -> dict[str, SiteSpec]:
+        """The adaptable sublayers of one block by site name (``attn``, ``ffn`` and, if present, ``cross_attn``);
+        given the ``block``, where they sit on it (res-post-norm blocks move them onto their norms)."""
         found = {"attn": self.attn, "ffn": self.ffn}
         if self.cross_attn is not None:
             found["cross_attn"] = self.cross_attn
+        if block is not None and self.norm_position_of(block) == "res_post":
+            found = {name: site.on_res_post_block() for name, site in found.items()}
         return found
 
 

@@ -116,7 +116,7 @@ def check_tower(model: nn.Module, tower: TowerSpec) -> None:
     if len(layers) == 0:
         raise ValueError(f"{tower.layers!r} is empty")
     for block in layers:
-        for site in tower.sites().values():
+        for site in tower.sites(block).values():
             resolve_path(block, site.output)
             if site.input:
                 resolve_path(block, site.input)

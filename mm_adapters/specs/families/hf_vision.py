@@ -104,9 +104,11 @@ register_family(
                     layers="encoder.layers.*.blocks",
                     attn=SiteSpec(output="attention", norm="layernorm_before"),
                     ffn=SiteSpec(output="mlp|output.dense", input="mlp|intermediate", norm="layernorm_after"),
-                    # Swin-v2 normalises each sublayer output before its residual add (res-post-norm): neither pre-
-                    # nor post-LN, so placements that read the residual stream are refused there
-                    norm_position=lambda block: "pre" if type(block).__name__ == "SwinLayer" else None,
+                    # Swin-v2 normalises each sublayer output before its residual add (res-post-norm): its sites sit
+                    # on those norms (layernorm_before follows the attention there, layernorm_after the FFN)
+                    norm_position=lambda block: (
+                        "res_post" if type(block).__name__ == "Swinv2Layer" else "pre"
+                    ),
                 )
             },
         ),

@@ -34,11 +34,11 @@ def _timm_example(name: str, **overrides) -> Example:
 _PRE = dict(norm_position="pre")
 
 
-def _pre_unless_res_post(block: nn.Module) -> str | None:
+def _pre_unless_res_post(block: nn.Module) -> str:
     """timm blocks are pre-LN, except the res-post-norm ones (``ResPostBlock``, ``EvaBlockPostNorm``, Swin-v2), which
-    normalise each sublayer output before its residual add: neither pre- nor post-LN (reading the stream is refused)."""
+    normalise each sublayer output (``norm1``, ``norm2``) before its residual add."""
     name = type(block).__name__
-    return None if "Post" in name or "V2" in name else "pre"
+    return "res_post" if "Post" in name or "V2" in name else "pre"
 
 
 # VisionTransformer (and subclasses), Eva and Beit blocks: ``attn`` and ``mlp`` (Mlp, GluMlp, SwiGLU: the hidden size
@@ -100,7 +100,10 @@ register_family(
 
 # CaiT and XCiT: self-attention blocks, then class-attention blocks that update the class token only (their attention
 # LayerNorm reads the class token and the patches together, so it is not the stream's: no attention norm there).
-def _class_attention_family(family: str, class_name: str, class_blocks: str) -> Family:
+# XCiT's class-attention FFN adds its output to its own (already normalised) input: res-post-norm with no norm.
+def _class_attention_family(
+    family: str, class_name: str, class_blocks: str, class_ffn_norm: str | None
+) -> Family:
     return Family(
         spec=BackboneSpec(
             family=family,
@@ -115,8 +118,8 @@ def _class_attention_family(family: str, class_name: str, class_blocks: str) -> 
                 "class_attn": TowerSpec(
                     layers=class_blocks,
                     attn=SiteSpec(output="attn"),
-                    ffn=SiteSpec(output="mlp", norm="norm2"),
-                    **_PRE,
+                    ffn=SiteSpec(output="mlp", norm=class_ffn_norm),
+                    norm_position="pre" if class_ffn_norm else "res_post",
                 ),
             },
         ),
@@ -124,8 +127,8 @@ def _class_attention_family(family: str, class_name: str, class_blocks: str) -> 
     )
 
 
-register_family(_class_attention_family("timm_cait", "Cait", "blocks_token_only"))
-register_family(_class_attention_family("timm_xcit", "Xcit", "cls_attn_blocks"))
+register_family(_class_attention_family("timm_cait", "Cait", "blocks_token_only", class_ffn_norm="norm2"))
+register_family(_class_attention_family("timm_xcit", "Xcit", "cls_attn_blocks", class_ffn_norm=None))
 
 # MaxViT: each block has a window-partition and a grid-partition attention unit, each with attn and mlp.
 register_family(
