@@ -1,15 +1,21 @@
-"""``python -m mm_adapters.coverage [--library timm] [--markdown docs/supported_models.md]``"""
+"""``python -m mm_adapters.coverage [--library timm] [--jobs 2] [--check] [--markdown docs/supported_models.md]``
+
+Prints one line per model, then the coverage per library; ``--check`` exits 1 when a figure is below its target
+(``sweep.TARGETS``), naming it."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
+import sys
+import time
 from pathlib import Path
 
-from .candidates import candidates
+from .candidates import HF_LISTED, candidates
 from .check import Result
-from .sweep import markdown, status, summary_lines, sweep
+from .pool import sweep_in_processes
+from .sweep import below_targets, markdown, status, summary_lines, sweep
 
 HEADER = """# Supported models
 
@@ -34,8 +40,19 @@ def main() -> None:
     parser.add_argument(
         "--note", default="", help="a line about this run for the markdown (what it left out)"
     )
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes (one model at a time each)")
+    parser.add_argument(
+        "--seconds",
+        type=int,
+        default=120,
+        help="time limit per model with --jobs > 1 (reported as timed out)",
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="exit 1 when a coverage figure is below its target"
+    )
     args = parser.parse_args()
     libraries = tuple(args.library or ("open_clip", "timm", "transformers"))
+    started = time.monotonic()
 
     def progress(result) -> None:
         print(
@@ -49,12 +66,15 @@ def main() -> None:
         results = [Result(**row) for path in args.merge for row in json.loads(path.read_text())]
         for result in results:
             result.notes = tuple(result.notes)
+    elif args.jobs > 1:
+        results = sweep_in_processes(candidates(libraries), args.jobs, args.seconds, progress)
     else:
         results = sweep(candidates(libraries), progress)
     if args.json:
         args.json.write_text(json.dumps([dataclasses.asdict(r) for r in results], indent=1))
-    summary = summary_lines(results)
-    print("\n".join(summary))
+    summary = summary_lines(results, HF_LISTED)
+    print(f"\nCoverage ({len(results)} models in {time.monotonic() - started:.0f} s):")
+    print("\n".join(f"  {line}" for line in summary))
     failures = [r for r in results if not r.ok]
     if args.markdown:
         text = HEADER + (f"\n{args.note}\n" if args.note else "")
@@ -65,6 +85,9 @@ def main() -> None:
             )
         text += "\n\n## Every model\n\n" + markdown(results) + "\n"
         args.markdown.write_text(text)
+    missed = below_targets(results, HF_LISTED)
+    if args.check and missed:
+        sys.exit("Coverage below target: " + "; ".join(missed))
 
 
 if __name__ == "__main__":

@@ -203,8 +203,14 @@ def _build_hf(model_type: str, auto_class: str) -> nn.Module:
     import transformers
 
     config = shrunk_hf_config(transformers.AutoConfig.for_model(model_type))
+    if auto_class == "AutoModelForCTC" and getattr(config, "vocab_size", None) is None:
+        config.vocab_size = 32  # wav2vec2-conformer's config has no CTC vocabulary of its own
+    auto = getattr(transformers, auto_class)
+    model_class = auto._model_mapping[type(config)]
+    if isinstance(model_class, (tuple, list)):  # DeiT: the plain head, not the one with a distillation token
+        model_class = model_class[0]
     torch.manual_seed(SEED)
-    model = getattr(transformers, auto_class).from_config(config)
+    model = model_class._from_config(config)
     if hasattr(model, "set_default_language"):  # X-MOD: one language adapter per batch
         model.set_default_language(next(iter(config.languages)))
     return model.eval().requires_grad_(False)

@@ -134,36 +134,78 @@ def _timm_image_size(vision: dict) -> int:
 _TIMM_INTS = dict(embed_dim=WIDTH, depth=LAYERS, num_heads=HEADS, mlp_ratio=2.0)
 
 
-def _shrunk_timm_kwargs(model_cls, kwargs: dict, small_images: bool = False) -> dict:
-    accepted = inspect.signature(model_cls.__init__).parameters
+def _init_parameters(model_cls) -> dict:
+    """The keyword parameters of the model's constructor (LeViT's ``LevitDistilled`` passes ``*args, **kwargs`` on
+    to its base class: look there)."""
+    for cls in model_cls.__mro__:
+        parameters = inspect.signature(cls.__init__).parameters
+        named = [p for p in parameters.values() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        if len(named) > 1:
+            return dict(parameters)
+    return {}
+
+
+def _stage_widths(stages: int) -> tuple[int, ...]:
+    return tuple(32 * 2**i for i in range(stages))
+
+
+def _shrunk_depth(value):
+    if isinstance(value, (tuple, list)) and value and isinstance(value[0], (tuple, list)):
+        return (
+            tuple(min(1, depth) for depth in value[0]),
+        )  # CrossViT: one multi-scale block, 1 layer per branch
+    return (1,) * len(value)
+
+
+def _shrunk_cfg(cfg):
+    """A model config dataclass (MaxxVitCfg, MultiScaleVitCfg, ViTamin's VitCfg) with one block per stage."""
+    stages = len(cfg.depths)
+    changes = {"depths": (1,) * stages}
+    if hasattr(cfg, "embed_dim"):
+        changes["embed_dim"] = _stage_widths(stages) if isinstance(cfg.embed_dim, (tuple, list)) else 32
+    if isinstance(
+        getattr(cfg, "num_heads", None), (tuple, list)
+    ):  # MultiScaleVitCfg: per stage, 32 wide each
+        changes["num_heads"] = tuple(2**i for i in range(stages))
+    elif isinstance(getattr(cfg, "num_heads", None), int):
+        changes["num_heads"] = 1
+    if isinstance(getattr(cfg, "stem_width", None), int):
+        changes["stem_width"] = 32
+    elif isinstance(getattr(cfg, "stem_width", None), (tuple, list)):
+        changes["stem_width"] = (16, 32)
+    return dataclasses.replace(cfg, **changes)
+
+
+def _shrunk_timm_kwargs(model_cls, kwargs: dict, small_images: bool = False, widths: bool = True) -> dict:
+    """``kwargs`` with depths (and, with ``widths``, widths and heads) made tiny where the constructor takes them."""
+    accepted = _init_parameters(model_cls)
+
+    def current(key):
+        return shrunk.get(key, accepted[key].default if key in accepted else None)
+
     shrunk = dict(kwargs)
     if small_images and "img_size" in accepted and not isinstance(kwargs.get("img_size"), (tuple, list)):
         shrunk["img_size"] = 64
     for key, value in _TIMM_INTS.items():
-        if key in accepted and not isinstance(shrunk.get(key), (tuple, list)):
+        if key in accepted and not isinstance(shrunk.get(key), (tuple, list)) and (widths or key == "depth"):
             shrunk[key] = value
     stages = None
     for key in ("depths", "embed_dims", "embed_dim", "num_heads", "dims", "widths"):
-        value = shrunk.get(key, accepted[key].default if key in accepted else None)
-        if isinstance(value, (tuple, list)):
-            stages = len(value)
+        if isinstance(current(key), (tuple, list)):
+            stages = len(current(key))
     if stages:
         for key in ("depths", "depth"):
-            if key in accepted and isinstance(shrunk.get(key, accepted[key].default), (tuple, list)):
-                shrunk[key] = (1,) * stages
+            if key in accepted and isinstance(current(key), (tuple, list)):
+                shrunk[key] = _shrunk_depth(current(key))
         for key in ("embed_dims", "embed_dim", "dims", "widths"):
-            if key in accepted and isinstance(shrunk.get(key, accepted[key].default), (tuple, list)):
-                shrunk[key] = tuple(32 * 2**i for i in range(stages))
-        if "num_heads" in accepted and isinstance(
-            shrunk.get("num_heads", accepted["num_heads"].default), (tuple, list)
-        ):
-            shrunk["num_heads"] = tuple(2 * 2**i for i in range(stages))
-    cfg = shrunk.get("cfg")
-    if dataclasses.is_dataclass(cfg) and hasattr(cfg, "depths") and hasattr(cfg, "embed_dim"):
-        stages = len(cfg.depths)
-        shrunk["cfg"] = dataclasses.replace(
-            cfg, depths=(1,) * stages, embed_dim=tuple(32 * 2**i for i in range(stages))
-        )
+            if widths and key in accepted and isinstance(current(key), (tuple, list)):
+                shrunk[key] = _stage_widths(len(current(key)))
+        if widths and "num_heads" in accepted and isinstance(current("num_heads"), (tuple, list)):
+            shrunk["num_heads"] = tuple(2 * 2**i for i in range(len(current("num_heads"))))
+    for key in ("cfg", "model_cfg"):
+        cfg = shrunk.get(key)
+        if dataclasses.is_dataclass(cfg) and hasattr(cfg, "depths") and widths:
+            shrunk[key] = _shrunk_cfg(cfg)
     return shrunk
 
 
@@ -176,20 +218,46 @@ def tiny_timm_building(small_images: bool = False) -> Iterator[None]:
     original = _builder.build_model_with_cfg
 
     def build(model_cls, variant, pretrained, *args, **kwargs):
-        try:
-            shrunk = _shrunk_timm_kwargs(model_cls, kwargs, small_images)
-            return original(model_cls, variant, pretrained, *args, **shrunk)
-        except Exception:  # noqa: BLE001  (shrunk sizes that do not fit: build at full size)
-            return original(model_cls, variant, pretrained, *args, **kwargs)
+        # shrunk widths and depths; where a prebuilt stem fixes the width (ViT-MCi), shrunk depths; else full size
+        for widths in (True, False):
+            try:
+                shrunk = _shrunk_timm_kwargs(model_cls, kwargs, small_images, widths)
+                return original(model_cls, variant, pretrained, *args, **shrunk)
+            except Exception:  # noqa: BLE001  (sizes that do not fit this model: try the next)
+                continue
+        return original(model_cls, variant, pretrained, *args, **kwargs)
 
     _builder.build_model_with_cfg = build
     patched = _patch_model_modules(original, build)
+    with _tiny_prebuilt_stems():
+        try:
+            yield
+        finally:
+            _builder.build_model_with_cfg = original
+            for module in patched:
+                module.build_model_with_cfg = original
+
+
+@contextlib.contextmanager
+def _tiny_prebuilt_stems() -> Iterator[None]:
+    """ViTamin builds its convolutional stem before ``build_model_with_cfg`` sees any size: shrink the stem's config
+    too, ending at the shrunk width."""
+    from timm.models import vitamin
+
+    original = vitamin._create_vitamin
+
+    def create(variant, pretrained=False, embed_cfg=None, **kwargs):
+        stages = len(embed_cfg.embed_dim)
+        embed_cfg = dataclasses.replace(
+            _shrunk_cfg(embed_cfg), embed_dim=_stage_widths(stages - 1) + (WIDTH,)
+        )
+        return original(variant, pretrained, embed_cfg=embed_cfg, **kwargs)
+
+    vitamin._create_vitamin = create
     try:
         yield
     finally:
-        _builder.build_model_with_cfg = original
-        for module in patched:
-            module.build_model_with_cfg = original
+        vitamin._create_vitamin = original
 
 
 def _patch_model_modules(original, replacement) -> list:
