@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .specs import BackboneSpec, block_hidden_size, detect_spec, resolve_path
+from .specs import BackboneSpec, block_hidden_size, detect_spec, resolve_path, tower_blocks
 from .specs.base import matching_path
 
 
@@ -14,11 +14,12 @@ def describe(model: nn.Module, spec: BackboneSpec | None = None, *, show: bool =
     spec = spec or detect_spec(model)
     lines = [f"{type(model).__name__}: family {spec.family!r}"]
     for name, tower in spec.towers.items():
-        blocks = resolve_path(model, tower.layers)
+        blocks = tower_blocks(model, tower)
         widths = sorted({block_hidden_size(block, tower) for block in blocks})
         first = blocks[0]
+        kinds = "/".join(dict.fromkeys(type(block).__name__ for block in blocks))
         lines.append(
-            f"  tower {name!r}: {matching_path(model, tower.layers)} ({len(blocks)} x {type(first).__name__}, hidden "
+            f"  tower {name!r}: {matching_path(model, tower.layers)} ({len(blocks)} x {kinds}, hidden "
             f"{'/'.join(map(str, widths))}, norm {tower.norm_position_of(first) or 'unknown'})"
         )
         for kind, site in tower.sites(first).items():

@@ -11,8 +11,8 @@ from .config import AdapterConfig
 from .layers import BottleneckAdapter
 from .placements import plan_site
 from .plugins import composition_method
-from .site import AdapterSite, InputTap
-from .specs import BackboneSpec, block_hidden_size, resolve_parent, resolve_path
+from .site import AdapterSite, InputTap, OutputTap
+from .specs import BackboneSpec, resolve_parent, resolve_path, site_hidden_size, tower_blocks
 from .state import backbone_signature, check_name, get_state, has_adapters, iter_sites, tower_layers
 
 
@@ -46,18 +46,17 @@ def add_adapter(
             parameter.requires_grad_(False)
     for tower_name in towers:
         tower = state.spec.towers[tower_name]
-        layers = resolve_path(model, tower.layers)
+        layers = tower_blocks(model, tower)
         for index in config.layer_indices(len(layers)):
-            hidden_size = block_hidden_size(
-                layers[index], tower
-            )  # stages of Swin-like models differ in width
-            site_specs = tower.sites(layers[index])
-            for site_name, site_spec in site_specs.items():
+            block = layers[index]
+            for site_name, site_spec in tower.sites(block).items():
                 if site_name not in config.sites:
                     continue
-                site = _site_for(layers[index], site_spec, tower_name, index, site_name, hidden_size)
+                # stages of Swin-like models differ in width, and so may a block's sites (MViT)
+                hidden_size = site_hidden_size(block, tower, site_name)
+                site = _site_for(block, tower, site_spec, tower_name, index, site_name, hidden_size)
                 if config.reads != "output":
-                    _place(layers[index], tower, site_spec, site, config.reads, state.spec.family)
+                    _place(block, tower, site_spec, site, config.reads, state.spec.family)
                 adapter = BottleneckAdapter(hidden_size, config)
                 adapter.to(device=_device_of(site.base_layer))
                 site.add(name, adapter)
@@ -171,49 +170,59 @@ def _check_sites(spec: BackboneSpec, towers: list[str], config: AdapterConfig) -
 
 
 def _site_for(
-    layer: nn.Module, site_spec, tower: str, index: int, site_name: str, hidden_size: int
+    layer: nn.Module, tower_spec, site_spec, tower: str, index: int, site_name: str, hidden_size: int
 ) -> AdapterSite:
     existing = resolve_path(layer, site_spec.output)
     if isinstance(existing, AdapterSite):
         return existing
     parent, child = resolve_parent(layer, site_spec.output)
-    site = AdapterSite(existing, tower, index, site_name, hidden_size)
+    site = AdapterSite(existing, tower, index, site_name, hidden_size, tower_spec.channels_first_of(layer))
     setattr(parent, child, site)
     return site
 
 
 def _check_placements(model: nn.Module, spec: BackboneSpec, towers: list[str], config: AdapterConfig) -> None:
-    """Refuse a placement the spec cannot express (missing norm path or position) before anything is wrapped."""
+    """Refuse a placement the spec cannot express (missing norm path or position, a residual the block computes in
+    its own code) in any selected layer, before anything is wrapped."""
     if config.reads == "output":
         return
     for tower_name in towers:
         tower = spec.towers[tower_name]
-        block = resolve_path(model, tower.layers)[0]
-        for site_name, site_spec in tower.sites(block).items():
-            if site_name in config.sites:
-                plan_site(tower, site_spec, block, config.reads, family=spec.family, site_name=site_name)
+        layers = tower_blocks(model, tower)
+        for index in config.layer_indices(len(layers)):
+            block = layers[index]
+            for site_name, site_spec in tower.sites(block).items():
+                if site_name not in config.sites:
+                    continue
+                try:
+                    plan_site(tower, site_spec, block, config.reads, family=spec.family, site_name=site_name)
+                except ValueError as error:
+                    raise ValueError(
+                        f"Tower {tower_name!r} layer {index} ({type(block).__name__}): {error}"
+                    ) from None
 
 
 def _place(layer: nn.Module, tower, site_spec, site: AdapterSite, reads: str, family: str) -> None:
     """Give the site its placement (once) and tap its stream where the placement says."""
     if site.placement is None:
         site.placement = plan_site(tower, site_spec, layer, reads, family=family, site_name=site.site)
-    _ensure_tap(layer, site.placement.tap_path, site)
+    _ensure_tap(layer, site.placement.tap_path, site, site.placement.tap_output)
 
 
-def _ensure_tap(layer: nn.Module, path: str | None, site: AdapterSite) -> None:
+def _ensure_tap(layer: nn.Module, path: str | None, site: AdapterSite, output: bool = False) -> None:
     """Stream-reading adapters read a tensor entering another module (the sublayer input, or the LayerNorm input
-    on pre-LN blocks); tap it there."""
+    on pre-LN blocks), or leaving one (a downsampling shortcut, ``output``); tap it there."""
     if path is None or site.tap is not None:
         return
-    input_module = resolve_path(layer, path)
-    if input_module is site or input_module is site.base_layer:
+    module = resolve_path(layer, path)
+    if not output and (module is site or module is site.base_layer):
         return
-    if not isinstance(input_module, InputTap):
+    tap_class = OutputTap if output else InputTap
+    if type(module) is not tap_class:
         parent, child = resolve_parent(layer, path)
-        input_module = InputTap(input_module)
-        setattr(parent, child, input_module)
-    site.attach_tap(input_module)
+        module = tap_class(module)
+        setattr(parent, child, module)
+    site.attach_tap(module)
 
 
 def _apply_active(model: nn.Module, active: tuple[str, ...]) -> None:

@@ -21,12 +21,13 @@ without the LayerNorm.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from .specs import resolve_path
+from .specs import optional_module, resolve_path
 
 STREAM_READS = ("residual_sum", "residual", "sublayer_input")
 
@@ -37,9 +38,21 @@ class SitePlacement:
     the tapped stream is the residual before that LayerNorm (pre-LN) or the sublayer input."""
 
     norm_position: str | None
-    norm: nn.Module | None
+    norm: Callable[[torch.Tensor], torch.Tensor] | None
     stream_before_norm: bool
     tap_path: str | None
+    tap_output: bool = False
+    """The stream is the output of the module at ``tap_path`` (a downsampling shortcut), not its input."""
+
+
+class ChannelsLastNorm:
+    """A channels-first block's norm (``LayerNorm2d``) applied to the channels-last view the adapters see."""
+
+    def __init__(self, norm: nn.Module) -> None:
+        self.norm = norm
+
+    def __call__(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.norm(hidden.movedim(-1, 1)).movedim(1, -1)
 
 
 def adapter_input(
@@ -80,11 +93,19 @@ def plan_site(
     ):  # ``site_spec`` is already the one on the block's norm (TowerSpec.sites(block))
         return SitePlacement(position, None, False, site_spec.input)
     where = f"backbone spec {family!r}, site {site_name!r}"
+    if optional_module(block, site_spec.untapped_residual) is not None:
+        raise ValueError(
+            f"reads={reads!r} needs the residual stream, but here {where} adds its output to a residual that "
+            f"{site_spec.untapped_residual!r} transforms inside the block's own code (no module outputs it); use "
+            "reads='output' for this site (or leave this layer out with AdapterConfig.layers)."
+        )
     if reads in ("residual", "residual_sum") and position is None:
         raise ValueError(
             f"reads={reads!r} needs to know whether the blocks are pre-LN or post-LN, but {where} has no "
             "TowerSpec.norm_position; set it to 'pre', 'post' or 'res_post', or use reads='output' / 'sublayer_input'."
         )
+    if optional_module(block, site_spec.residual) is not None:
+        return _on_shortcut(tower, site_spec, block, reads, position, where)
     needs_norm = (position == "pre" and reads in ("residual", "residual_sum")) or (
         position == "post" and reads == "residual_sum"
     )
@@ -93,9 +114,32 @@ def plan_site(
             f"reads={reads!r} on a {position}-LN block needs the block's LayerNorm, but {where} has no "
             "SiteSpec.norm; name it there (e.g. norm='norm2')."
         )
-    norm = _unwrapped(resolve_path(block, site_spec.norm)) if site_spec.norm and position else None
+    norm = _norm(tower, block, site_spec) if position else None
     before_norm = position == "pre" and norm is not None
     return SitePlacement(position, norm, before_norm, site_spec.norm if before_norm else site_spec.input)
+
+
+def _on_shortcut(
+    tower, site_spec, block: nn.Module, reads: str, position: str | None, where: str
+) -> SitePlacement:
+    """A block that adds the sublayer output to ``shortcut(x)``: the stream is that module's output."""
+    if reads == "sublayer_input":
+        raise ValueError(
+            f"reads='sublayer_input' cannot be placed here: {where} adds its output to the output of "
+            f"{site_spec.residual!r} (a downsampling or widening shortcut), so what the sublayer reads is not the "
+            "residual stream's normalised form; use reads='residual' (AdapterConfig.parallel's default)."
+        )
+    if position == "post" and reads == "residual_sum" and site_spec.norm is None:
+        raise ValueError(f"reads='residual_sum' on a post-LN block needs SiteSpec.norm for {where}.")
+    norm = _norm(tower, block, site_spec) if position == "post" else None
+    return SitePlacement(position, norm, False, site_spec.residual, tap_output=True)
+
+
+def _norm(tower, block: nn.Module, site_spec) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    if not site_spec.norm:
+        return None
+    norm = _unwrapped(resolve_path(block, site_spec.norm))
+    return ChannelsLastNorm(norm) if tower.channels_first_of(block) else norm
 
 
 def _unwrapped(module: nn.Module) -> nn.Module:

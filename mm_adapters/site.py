@@ -64,17 +64,38 @@ class InputTap(_Wrapper):
         return captured
 
 
+class OutputTap(InputTap):
+    """An :class:`InputTap` that keeps the module's output instead (a downsampling shortcut whose output is the
+    residual a sublayer is added to)."""
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        out = self.base_layer(*args, **kwargs)
+        if self.enabled:
+            self.captured = out[0] if type(out) is tuple else out
+        return out
+
+
 class AdapterSite(_Wrapper):
-    """One adapted sublayer (``site`` = "attn" or "ffn") of layer ``layer_index`` in ``tower``."""
+    """One adapted sublayer (``site`` = "attn" or "ffn") of layer ``layer_index`` in ``tower``.
+
+    ``channels_first``: the sublayer's output carries channels in dim 1 (NCHW); the adapters, fusions and
+    compositions see it (and the stream) with channels moved to the last dim."""
 
     def __init__(
-        self, base_layer: nn.Module, tower: str, layer_index: int, site: str, hidden_size: int
+        self,
+        base_layer: nn.Module,
+        tower: str,
+        layer_index: int,
+        site: str,
+        hidden_size: int,
+        channels_first: bool = False,
     ) -> None:
         super().__init__(base_layer)
         self.tower = tower
         self.layer_index = layer_index
         self.site = site
         self.hidden_size = hidden_size
+        self.channels_first = channels_first
         self.adapters = nn.ModuleDict()
         # AdapterFusion layers over some of ``adapters`` (the Fuse composition method adds them)
         self.fusions = nn.ModuleDict()
@@ -160,6 +181,12 @@ class AdapterSite(_Wrapper):
 
     def adapt(self, hidden: torch.Tensor, sublayer_input: torch.Tensor | None) -> torch.Tensor:
         """Apply the active adapters, stacked in order (or as the active composition), to the output ``hidden``."""
+        if self.channels_first:
+            stream = None if sublayer_input is None else sublayer_input.movedim(1, -1)
+            return self._adapt(hidden.movedim(1, -1), stream).movedim(-1, 1)
+        return self._adapt(hidden, sublayer_input)
+
+    def _adapt(self, hidden: torch.Tensor, sublayer_input: torch.Tensor | None) -> torch.Tensor:
         if self._plan is not None:
             return self._plan.apply(self, hidden, sublayer_input)
         for adapter, reads in self._stack:
@@ -169,4 +196,8 @@ class AdapterSite(_Wrapper):
 
     def extra_repr(self) -> str:
         composition = f", composition={self.composition!r}" if self.composition is not None else ""
-        return f"tower={self.tower!r}, layer={self.layer_index}, site={self.site!r}, active={list(self.active)}{composition}"
+        layout = ", channels_first=True" if self.channels_first else ""
+        return (
+            f"tower={self.tower!r}, layer={self.layer_index}, site={self.site!r}{layout}, "
+            f"active={list(self.active)}{composition}"
+        )

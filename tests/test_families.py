@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import mm_adapters as mma
-from mm_adapters.specs import resolve_path
+from mm_adapters.specs import tower_blocks
 from mm_adapters.state import iter_sites
 
 from tiny_backbones import ALL_FACTORIES, FACTORIES
@@ -34,7 +34,7 @@ def test_family_example_is_adapted_in_every_layer_and_trains(name):
     spec = mma.detect_spec(tiny.model)
     sites = {(s.tower, s.layer_index, s.site) for s in iter_sites(tiny.model)}
     for tower_name, tower in spec.towers.items():
-        count = len(resolve_path(tiny.model, tower.layers))
+        count = len(tower_blocks(tiny.model, tower))
         assert {(tower_name, i, kind) for i in range(count) for kind in ("attn", "ffn")} <= sites
     _nonzero_up_projections(tiny.model)
     output = tiny.run(tiny.model, batch).float()

@@ -25,7 +25,7 @@ from torch import nn
 
 from ..plugins import CompositionMethod, register_composition
 from ..site import AdapterSite
-from ..specs import resolve_path
+from ..specs import tower_blocks
 from ..state import AdapterState, get_state, iter_sites
 from .activation import activate_block, child_names, child_plan, resolve_child, union_trained
 from .blocks import CompositionBlock
@@ -146,7 +146,7 @@ class ParallelMethod(CompositionMethod):
         plans = {id(site): _site_plan(block, site, points.get(site.tower)) for site in iter_sites(model)}
         activate_block(model, block, lambda _block, site: plans[id(site)])
         for tower, (layer, kind) in points.items():
-            layers = resolve_path(model, state.spec.towers[tower].layers)
+            layers = tower_blocks(model, state.spec.towers[tower])
             branch = TowerBranch(tower, state.spec.towers[tower], layers, layer, kind, len(block.children))
             state.hooks.extend(branch.install())
 

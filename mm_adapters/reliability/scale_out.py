@@ -13,7 +13,7 @@ from typing import Any
 
 from torch import nn
 
-from ..specs import detect_spec, resolve_path
+from ..specs import detect_spec, tower_blocks
 from ..state import get_state, has_adapters
 
 STRATEGIES = ("auto", "ddp", "ddp_find_unused", "fsdp")
@@ -22,7 +22,7 @@ STRATEGIES = ("auto", "ddp", "ddp_find_unused", "fsdp")
 def block_classes(model: nn.Module) -> set[type[nn.Module]]:
     """The transformer block classes of every tower of ``model`` (the FSDP wrapping unit)."""
     spec = get_state(model).spec if has_adapters(model) else detect_spec(model)
-    return {type(resolve_path(model, tower.layers)[0]) for tower in spec.towers.values()}
+    return {type(tower_blocks(model, tower)[0]) for tower in spec.towers.values()}
 
 
 def make_strategy(name: str, model: nn.Module | None = None, **fsdp_options: Any) -> Any:

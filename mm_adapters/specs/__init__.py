@@ -1,6 +1,16 @@
 from . import families  # noqa: F401  (registers the built-in backbone families)
 from .auto import NoAutoSpec, auto_spec, find_towers
-from .base import BackboneSpec, SiteSpec, TowerSpec, block_hidden_size, resolve_parent, resolve_path
+from .base import (
+    BackboneSpec,
+    SiteSpec,
+    TowerSpec,
+    block_hidden_size,
+    optional_module,
+    resolve_parent,
+    resolve_path,
+    site_hidden_size,
+    tower_blocks,
+)
 from .family import DEMO, TINY, Demo, Example, Family, ModelSize
 from .registry import (
     BACKBONE_SPECS,
@@ -38,5 +48,8 @@ __all__ = [
     "register_family",
     "resolve_parent",
     "resolve_path",
+    "site_hidden_size",
+    "optional_module",
     "supported_models",
+    "tower_blocks",
 ]

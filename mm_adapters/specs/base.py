@@ -27,12 +27,25 @@ class SiteSpec:
     output: str
     input: str | None = None
     norm: str | None = None
+    residual: str | None = None
+    """Module whose output is the residual this sublayer's output is added to, on blocks where that is not the stream
+    entering the block (a downsampling shortcut, ``shortcut(x) + attn(norm1(x))``; MViT's ``shortcut_proj_mlp``).
+    Where a block has no such module (the path does not resolve, or gives None or an ``nn.Identity``) the stream is
+    tapped as usual; where it has one, placements read its output and ``reads="sublayer_input"`` is refused."""
+    untapped_residual: str | None = None
+    """Module that a block runs on the residual inside its own code, so that no module's output is the residual
+    (MViT's pooled attention shortcut): on blocks that have it (not None), reads that need the stream are refused."""
+    hidden_size: str = ""
+    """Attribute path, relative to one block, giving this site's output width where a block's sites differ (MViT's
+    attention before a widening FFN: ``attn.proj.out_features``); empty: the block's width (``TowerSpec.hidden_size``)."""
 
     def on_res_post_block(self) -> SiteSpec:
         """Where this site sits on a res-post-norm block, ``x + norm(f(x))`` (Swin-v2, EVA post-norm; ``x + f(x)``
         where ``norm`` is None, LeViT): on the output of ``norm``, the tensor the block adds to its stream, with the
         sublayer's own input as that stream."""
-        return SiteSpec(output=self.norm or self.output, input=self.input or self.output)
+        return SiteSpec(
+            output=self.norm or self.output, input=self.input or self.output, hidden_size=self.hidden_size
+        )
 
 
 @dataclass(frozen=True)
@@ -61,12 +74,22 @@ class TowerSpec:
     cross_attn: SiteSpec | None = None
     """Cross-attention of an encoder-decoder's decoder block (Whisper's ``encoder_attn``), adapted as site
     ``"cross_attn"``; None for towers without one."""
+    block_types: tuple[str, ...] = ()
+    """Class names of the tower's blocks where ``layers`` holds other modules too (the convolution blocks of a hybrid
+    stage): the blocks are then the outermost modules of these classes inside what ``layers`` resolves to, in module
+    order (CoAtNet's transformer blocks between its MBConv blocks, MaxViT's window and grid attention units)."""
+    channels_first: bool | Callable[[nn.Module], bool] = False
+    """True where the blocks' hidden states carry channels in dim 1 (NCHW, timm's ``TransformerBlock2d``): the sites
+    move them to the last dim around the adapters. A function of one block where a family has both layouts."""
 
     def norm_position_of(self, block: nn.Module) -> str | None:
         position = self.norm_position(block) if callable(self.norm_position) else self.norm_position
         if position is not None and position not in NORM_POSITIONS:
             raise ValueError(f"norm_position must be one of {NORM_POSITIONS} or None, got {position!r}.")
         return position
+
+    def channels_first_of(self, block: nn.Module) -> bool:
+        return bool(self.channels_first(block) if callable(self.channels_first) else self.channels_first)
 
     def sites(self, block: nn.Module | None = None) -> dict[str, SiteSpec]:
         """The adaptable sublayers of one block by site name (``attn``, ``ffn`` and, if present, ``cross_attn``);
@@ -167,6 +190,59 @@ def prefixed(prefix: str, path: str) -> str:
     return "|".join(f"{prefix}.{candidate}" for candidate in path.split("|")) if prefix else path
 
 
+def tower_blocks(root: nn.Module, tower: TowerSpec) -> list[nn.Module] | nn.ModuleList:
+    """The blocks of ``tower`` on ``root``: what ``tower.layers`` resolves to, or, with ``tower.block_types``, the
+    outermost modules of those classes inside it. Every caller that walks a tower's layers asks this."""
+    found = resolve_path(root, tower.layers)
+    if not tower.block_types:
+        return found
+    blocks: list[nn.Module] = []
+    for node in found if isinstance(found, list) else [found]:
+        inside: set[int] = set()
+        for module in node.modules():
+            if id(module) in inside:
+                continue
+            if type(module).__name__ in tower.block_types:
+                blocks.append(module)
+                inside.update(id(m) for m in module.modules())
+    return blocks
+
+
+def optional_module(block: nn.Module, path: str | None) -> nn.Module | None:
+    """The module at ``path`` where the block has one (None for a missing path, a None attribute or an Identity)."""
+    if not path:
+        return None
+    try:
+        module = resolve_path(block, path)
+    except AttributeError:
+        return None
+    module = (
+        getattr(module, "base_layer", module)
+        if type(module).__name__ in ("InputTap", "OutputTap")
+        else module
+    )
+    return None if module is None or isinstance(module, nn.Identity) else module
+
+
+def _last_linear_width(module: nn.Module) -> int | None:
+    module = getattr(module, "base_layer", module)  # an adapter site: look at the wrapped sublayer
+    linears = [m for m in module.modules() if isinstance(m, nn.Linear)]
+    return int(linears[-1].out_features) if linears else None
+
+
+def site_hidden_size(block: nn.Module, tower: TowerSpec, site_name: str) -> int:
+    """The width of one site's output: its ``SiteSpec.hidden_size`` when it resolves (MViT's stage-transition blocks
+    widen between attention and FFN), else the block's (:func:`block_hidden_size`). Not the last Linear of each
+    sublayer: attention modules may end in other projections (CaiT's talking heads mix heads after ``proj``)."""
+    site = {"attn": tower.attn, "ffn": tower.ffn, "cross_attn": tower.cross_attn}.get(site_name)
+    if site is not None and site.hidden_size:
+        try:
+            return int(resolve_path(block, site.hidden_size))
+        except AttributeError:
+            pass
+    return block_hidden_size(block, tower)
+
+
 def block_hidden_size(block: nn.Module, tower: TowerSpec) -> int:
     """The hidden size of one block: ``tower.hidden_size`` when it resolves, else the ``out_features`` of the last
     Linear of the FFN output module (then of the attention output module)."""
@@ -176,11 +252,9 @@ def block_hidden_size(block: nn.Module, tower: TowerSpec) -> int:
         except AttributeError:
             pass
     for site in (tower.ffn, tower.attn):
-        module = resolve_path(block, site.output)
-        module = getattr(module, "base_layer", module)  # an adapter site: look at the wrapped sublayer
-        linears = [m for m in module.modules() if isinstance(m, nn.Linear)]
-        if linears:
-            return int(linears[-1].out_features)
+        width = _last_linear_width(resolve_path(block, site.output))
+        if width is not None:
+            return width
     raise AttributeError(
         f"Cannot read the hidden size of {type(block).__name__}: no nn.Linear in its sublayers."
     )

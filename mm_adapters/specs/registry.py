@@ -19,7 +19,7 @@ import logging
 from torch import nn
 
 from .auto import NoAutoSpec, auto_spec
-from .base import BackboneSpec, TowerSpec, block_hidden_size, prefixed, resolve_path
+from .base import BackboneSpec, TowerSpec, block_hidden_size, prefixed, resolve_path, tower_blocks
 from .family import Family
 
 logger = logging.getLogger("mm_adapters")
@@ -112,9 +112,10 @@ def tower_fits(model: nn.Module, tower: TowerSpec) -> bool:
 
 
 def check_tower(model: nn.Module, tower: TowerSpec) -> None:
-    layers = resolve_path(model, tower.layers)
+    layers = tower_blocks(model, tower)
     if len(layers) == 0:
-        raise ValueError(f"{tower.layers!r} is empty")
+        kinds = f" (no {' or '.join(tower.block_types)} in it)" if tower.block_types else ""
+        raise ValueError(f"{tower.layers!r} is empty{kinds}")
     for block in layers:
         for site in tower.sites(block).values():
             resolve_path(block, site.output)

@@ -15,7 +15,7 @@ from torch import nn
 
 from ..injection import adapted_layers
 from ..site import _Wrapper, first_input
-from ..specs import resolve_path
+from ..specs import tower_blocks
 from ..state import get_state
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ _UNKNOWN = "unknown"
 def tower_layer_lists(model: nn.Module) -> dict[str, nn.ModuleList]:
     """Each tower's list of blocks, as the spec names it."""
     spec = get_state(model).spec
-    return {name: resolve_path(model, tower.layers) for name, tower in spec.towers.items()}
+    return {name: tower_blocks(model, tower) for name, tower in spec.towers.items()}
 
 
 def prefix_depths(model: nn.Module) -> dict[str, int]:
@@ -134,6 +134,13 @@ def frozen_outside_modules(model: nn.Module, include_trainable: bool = False) ->
 def _check_frozen(model: nn.Module, depths: dict[str, int]) -> None:
     """The prefix runs without autograd: its layers may not be trainable, and trainable modules feeding it (e.g.
     embeddings) would get no gradient through it."""
+    for tower, layers in tower_layer_lists(model).items():
+        if depths[tower] and not isinstance(layers, (nn.ModuleList, nn.Sequential)):
+            raise ValueError(
+                f"Tower {tower!r} has no single block list to put a frozen prefix on (its blocks are gathered from "
+                f"several stages or picked by class: TowerSpec.layers {get_state(model).spec.towers[tower].layers!r}); "
+                "train it without the frozen-prefix runner / cache."
+            )
     below = [layers[i] for tower, layers in tower_layer_lists(model).items() for i in range(depths[tower])]
     trainable = [name for module in below for name, p in module.named_parameters() if p.requires_grad]
     if trainable:

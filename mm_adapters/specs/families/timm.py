@@ -32,6 +32,9 @@ def _timm_example(name: str, **overrides) -> Example:
 
 
 _PRE = dict(norm_position="pre")
+_NO_VIT_KWARGS = dict(
+    patch_size=None, embed_dim=None, depth=None, num_heads=None, mlp_ratio=None
+)  # models configured by their own cfg
 
 
 def _pre_unless_res_post(block: nn.Module) -> str:
@@ -130,7 +133,16 @@ def _class_attention_family(
 register_family(_class_attention_family("timm_cait", "Cait", "blocks_token_only", class_ffn_norm="norm2"))
 register_family(_class_attention_family("timm_xcit", "Xcit", "cls_attn_blocks", class_ffn_norm=None))
 
-# MaxViT: each block has a window-partition and a grid-partition attention unit, each with attn and mlp.
+# MaxxVit (CoAtNet, MaxViT, MaxxViT): stages mix convolution blocks (MbConv, ConvNeXt) with pre-LN transformer
+# blocks: CoAtNet's whole-map ``TransformerBlock2d`` (NCHW; a stage's first one downsamples, adding its attention to
+# ``shortcut(x)``) and MaxViT's window and grid partition units inside each ``MaxxVitBlock`` (``PartitionAttentionCl``,
+# channels-last, or ``PartitionAttention2d``, NCHW). The NCHW blocks' FFN is a ``ConvMlp`` (1x1 convolutions). The
+# partition units run their attention on windows and put them back in place before the layer scale ``ls1`` (an
+# Identity without ``init_values``), so the attention site is ``ls1``: the first module whose output is laid out as
+# the stream it is added to.
+# Not covered: ``ParallelPartitionAttention`` (maxvit_tiny_pm), whose attention output is two concatenated halves.
+_MAXXVIT_BLOCKS = ("TransformerBlock2d", "PartitionAttentionCl", "PartitionAttention2d")
+
 register_family(
     Family(
         spec=BackboneSpec(
@@ -138,19 +150,61 @@ register_family(
             class_names=("MaxxVit",),
             towers={
                 "vision": TowerSpec(
-                    layers="stages.*.blocks.*.attn_block",
-                    attn=SiteSpec(output="attn", norm="norm1"),
+                    layers="stages",
+                    block_types=_MAXXVIT_BLOCKS,
+                    attn=SiteSpec(output="ls1", norm="norm1", residual="shortcut"),
                     ffn=SiteSpec(output="mlp", norm="norm2"),
+                    hidden_size="mlp.fc2.out_features|mlp.fc2.out_channels",
+                    channels_first=lambda block: type(block).__name__.endswith("2d"),
                     **_PRE,
-                ),
-                "vision_grid": TowerSpec(
-                    layers="stages.*.blocks.*.attn_grid",
-                    attn=SiteSpec(output="attn", norm="norm1"),
-                    ffn=SiteSpec(output="mlp", norm="norm2"),
-                    **_PRE,
-                ),
+                )
             },
         ),
         wrapper="timm_vit",
+        examples={
+            "timm_coatnet": _timm_example("test_coatnet", **_NO_VIT_KWARGS),
+            "timm_maxvit": _timm_example("test_maxvit", **_NO_VIT_KWARGS),
+        },
+    )
+)
+
+
+def _tiny_mvitv2(size: ModelSize, expand_attn: bool = False) -> nn.Module:
+    """Two stages (the second's first block pools); ``expand_attn=False`` widens in the FFN, timm's other layout."""
+    from timm.models.mvitv2 import MultiScaleVit, MultiScaleVitCfg
+
+    cfg = MultiScaleVitCfg(depths=(1, 2), embed_dim=size.hidden // 2, num_heads=1, expand_attn=expand_attn)
+    return MultiScaleVit(cfg, img_size=32, num_classes=0).eval()
+
+
+# MViT-v2: pre-LN blocks in stages; a stage's first block pools the queries (and its attention shortcut) and the
+# width grows from ``dim`` to ``dim_out`` in the attention (``shortcut_proj_attn``) or in the FFN
+# (``shortcut_proj_mlp``, whose output is then the FFN's residual), so the attention site names its own width.
+register_family(
+    Family(
+        spec=BackboneSpec(
+            family="timm_mvitv2",
+            class_names=("MultiScaleVit",),
+            towers={
+                "vision": TowerSpec(
+                    layers="stages.*.blocks",
+                    attn=SiteSpec(
+                        output="attn",
+                        norm="norm1",
+                        residual="shortcut_proj_attn",
+                        untapped_residual="shortcut_pool_attn",
+                        hidden_size="attn.proj.out_features",
+                    ),
+                    ffn=SiteSpec(output="mlp", norm="norm2", residual="shortcut_proj_mlp"),
+                    **_PRE,
+                )
+            },
+        ),
+        wrapper="timm_vit",
+        examples={
+            "timm_mvitv2": Example(
+                lambda size=TINY, tokenizer=None: _tiny_mvitv2(size), image_batch, _features
+            )
+        },
     )
 )
