@@ -96,10 +96,9 @@ def find_spec(model: nn.Module, prefix: str = "") -> BackboneSpec | None:
             f"{type(model).__name__} ({family.family}): tower {tower_name!r} is not adapted; "
             f"{_describe_tower_module(model, family, tower_name)}"
         )
+    # no tower fits: a variant the family's paths do not describe (a MaxxVit without attention blocks): auto spec
     if not towers:
-        return (
-            None  # a variant the family's paths do not describe (timm CoAtNet in MaxxVit): the automatic spec
-        )
+        return None
     return dataclasses.replace(family, towers=towers, notes=tuple(notes))
 
 

@@ -140,8 +140,11 @@ register_family(_class_attention_family("timm_xcit", "Xcit", "cls_attn_blocks", 
 # partition units run their attention on windows and put them back in place before the layer scale ``ls1`` (an
 # Identity without ``init_values``), so the attention site is ``ls1``: the first module whose output is laid out as
 # the stream it is added to.
-# Not covered: ``ParallelPartitionAttention`` (maxvit_tiny_pm), whose attention output is two concatenated halves.
-_MAXXVIT_BLOCKS = ("TransformerBlock2d", "PartitionAttentionCl", "PartitionAttention2d")
+# ``ParallelPartitionAttention`` (maxvit_tiny_pm) runs window and grid attention side by side on half the channels
+# each and concatenates them before ``ls1``, so the same sites fit it.
+_MAXXVIT_BLOCKS = (
+    "TransformerBlock2d", "PartitionAttentionCl", "PartitionAttention2d", "ParallelPartitionAttention"
+)  # fmt: skip
 
 register_family(
     Family(
