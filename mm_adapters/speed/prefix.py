@@ -135,7 +135,7 @@ def _check_frozen(model: nn.Module, depths: dict[str, int]) -> None:
     """The prefix runs without autograd: its layers may not be trainable, and trainable modules feeding it (e.g.
     embeddings) would get no gradient through it."""
     for tower, layers in tower_layer_lists(model).items():
-        if depths[tower] and not isinstance(layers, (nn.ModuleList, nn.Sequential)):
+        if not isinstance(layers, (nn.ModuleList, nn.Sequential)):
             raise ValueError(
                 f"Tower {tower!r} has no single block list to put a frozen prefix on (its blocks are gathered from "
                 f"several stages or picked by class: TowerSpec.layers {get_state(model).spec.towers[tower].layers!r}); "
