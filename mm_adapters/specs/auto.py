@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from .base import BackboneSpec, SiteSpec, TowerSpec, resolve_path, tower_blocks
+from .base import BackboneSpec, SiteSpec, TowerSpec, resolve_path
 
 logger = logging.getLogger("mm_adapters")
 
@@ -366,7 +366,7 @@ def verify(model: nn.Module, towers: dict[str, TowerSpec], run: Callable[[nn.Mod
         reference = _first(run(model)).float()
     probes = []
     for tower_name, tower in towers.items():
-        for index, block in enumerate(tower_blocks(model, tower)):
+        for index, block in enumerate(resolve_path(model, tower.layers)):
             for kind, site in tower.sites(block).items():
                 module = resolve_path(block, site.output)
                 probe = _Probe()
@@ -440,7 +440,7 @@ def auto_spec(model: nn.Module, run: Callable[[nn.Module], object] | None = None
         "mm_adapters: automatic spec for %s: %s",
         type(model).__name__,
         "; ".join(
-            f"{name}={t.layers} ({len(tower_blocks(model, t))} blocks, attn={t.attn.output}, "
+            f"{name}={t.layers} ({len(resolve_path(model, t.layers))} blocks, attn={t.attn.output}, "
             f"ffn={t.ffn.output}, norm={t.norm_position})"
             for name, t in towers.items()
         ),
