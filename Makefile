@@ -8,7 +8,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test lint bench clean interop
+.PHONY: setup demo test coverage lint bench clean interop
 
 setup: $(VENV)/.installed
 
@@ -24,6 +24,13 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest
+
+# The coverage sweep (docs/supported_models.md): every model the installed libraries build offline, tiny and random;
+# fails when a coverage figure is below its target. CI runs it after the tests.
+COVERAGE_ARGS ?= --jobs 2 --markdown runs/supported_models.md
+coverage: setup
+	mkdir -p runs
+	$(PY) -m mm_adapters.coverage --check $(COVERAGE_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -3,6 +3,7 @@ encoder model types (base model and common task heads), all shrunk hard and with
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -95,9 +96,10 @@ TIMM_MODULES = (
     "deit", "eva", "beit", "swin_transformer", "swin_transformer_v2", "swin_transformer_v2_cr", "cait", "xcit",
     "maxxvit", "levit", "pvt_v2", "twins", "crossvit", "mvitv2", "hiera", "tnt", "pit", "volo", "davit",
     "efficientformer", "efficientformer_v2", "coat", "convit", "nest", "sequencer", "focalnet", "tiny_vit",
-    "fastvit", "gcvit", "edgenext", "mobilevit", "hgnet", "naflexvit", "vitamin", "nextvit", "rdnet", "hieradet_sam2",
+    "fastvit", "gcvit", "edgenext", "mobilevit", "naflexvit", "vitamin", "nextvit", "hieradet_sam2",
 )  # fmt: skip
-"""timm modules whose models have attention blocks (a few names of each are swept)."""
+"""timm modules whose models have attention blocks (a few names of each are swept; HGNet and RDNet, convolutional
+networks with channel attention only, are not transformers)."""
 NAMES_PER_MODULE = 3
 
 
@@ -118,21 +120,35 @@ def timm_candidates(names_per_module: int = NAMES_PER_MODULE) -> Iterator[Candid
 
 
 def _build_timm(name: str) -> nn.Module:
-    """Shrunk widths, depths and (where the model takes it) image size; a model that does not build or run that
-    small is built with its own image size."""
+    """The smallest model that builds and runs: shrunk widths, depths and (where the model takes it) image size;
+    then its own image size; then its own widths (some blocks derive their shapes from them); then its own size."""
     import timm
 
-    for small_images in (True, False):
+    tiers = ((True, True), (False, True), (False, False), None)
+    for tier, sizes in enumerate(tiers):
         try:
-            with tiny_timm_building(small_images):
+            with tiny_timm_building(*sizes) if sizes else contextlib.nullcontext():
                 torch.manual_seed(SEED)
                 model = timm.create_model(name, pretrained=False, num_classes=0).eval().requires_grad_(False)
                 _without_zero_norms(model)
+            return _with_input_size(model, small=tier == 0)
+        except Exception:  # noqa: BLE001
+            if tier == len(tiers) - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _with_input_size(model: nn.Module, small: bool) -> nn.Module:
+    """The model, run once on the smallest images it takes: 64 px where its size is not fixed (SAM2's Hiera would
+    run at 1024), else its own."""
+    for side in (64, None) if small else (None,):
+        model._sweep_side = side
+        try:
             with torch.no_grad():
                 _run_timm(model)
             return model
         except Exception:  # noqa: BLE001
-            if not small_images:
+            if side is None:
                 raise
     raise AssertionError("unreachable")
 
@@ -145,6 +161,8 @@ def _run_timm(model: nn.Module) -> torch.Tensor:
     )
     built = getattr(getattr(model, "patch_embed", None), "img_size", None)
     height, width = (built if built else size[1:]) if not isinstance(built, int) else (built, built)
+    if getattr(model, "_sweep_side", None):
+        height = width = model._sweep_side
     images = torch.randn(2, size[0], int(height), int(width), generator=_generator())
     return _first_tensor(model.forward_features(images))
 

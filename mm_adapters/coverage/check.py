@@ -33,6 +33,8 @@ class Result:
     """Adapted towers and their layer counts."""
     notes: tuple[str, ...] = ()
     error: str = ""
+    seconds: float = 0.0
+    """Wall time to build and check it."""
 
     @property
     def ok(self) -> bool:

@@ -4,9 +4,9 @@ does not shrink must not stall the run: it is reported as timed out)."""
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
 import signal
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 
 from .candidates import Candidate, named_candidate
 from .check import Result
@@ -21,7 +21,8 @@ def _on_alarm(signum, frame):
     raise _TimeLimit
 
 
-def _check_one(library: str, name: str, seconds: int) -> dict:
+def _check_one(task: tuple[int, str, str, int]) -> tuple[int, dict]:
+    index, library, name, seconds = task
     signal.signal(signal.SIGALRM, _on_alarm)
     signal.alarm(seconds)
     try:
@@ -30,23 +31,19 @@ def _check_one(library: str, name: str, seconds: int) -> dict:
         result = Result(library, name, error=f"{TIMED_OUT} after {seconds} s")
     finally:
         signal.alarm(0)
-    return dataclasses.asdict(result)
+    return index, dataclasses.asdict(result)
 
 
 def sweep_in_processes(
     items: Iterable[Candidate], jobs: int, seconds: int, progress: Callable[[Result], None] | None = None
 ) -> list[Result]:
-    """Like :func:`~mm_adapters.coverage.sweep.sweep`, over ``jobs`` processes, in the order of ``items``."""
-    order = [(c.library, c.name) for c in items]
-    results: dict[tuple[str, str], Result] = {}
-    with ProcessPoolExecutor(max_workers=jobs, max_tasks_per_child=20) as pool:
-        futures = {
-            pool.submit(_check_one, library, name, seconds): (library, name) for library, name in order
-        }
-        for future in as_completed(futures):
-            row = future.result()
-            result = Result(**{**row, "notes": tuple(row["notes"])})
-            results[futures[future]] = result
+    """Like :func:`~mm_adapters.coverage.sweep.sweep`, over ``jobs`` fresh processes (a worker is replaced every 25
+    models, so memory a model leaves behind does not add up), in the order of ``items``."""
+    tasks = [(index, c.library, c.name, seconds) for index, c in enumerate(items)]
+    results: dict[int, Result] = {}
+    with multiprocessing.get_context("spawn").Pool(jobs, maxtasksperchild=25) as pool:
+        for index, row in pool.imap_unordered(_check_one, tasks):
+            results[index] = Result(**{**row, "notes": tuple(row["notes"])})
             if progress is not None:
-                progress(result)
-    return [results[key] for key in order]
+                progress(results[index])
+    return [results[index] for index in range(len(tasks))]

@@ -158,7 +158,10 @@ def _shrunk_depth(value):
 
 
 def _shrunk_cfg(cfg):
-    """A model config dataclass (MaxxVitCfg, MultiScaleVitCfg, ViTamin's VitCfg) with one block per stage."""
+    """A model config dataclass with one block per stage (MaxxVitCfg, MultiScaleVitCfg, ViTamin's VitCfg) or, for a
+    single stack (NaFlexVitCfg), the shrunk width, depth and heads."""
+    if not hasattr(cfg, "depths"):
+        return dataclasses.replace(cfg, **{k: v for k, v in _TIMM_INTS.items() if hasattr(cfg, k)})
     stages = len(cfg.depths)
     changes = {"depths": (1,) * stages}
     if hasattr(cfg, "embed_dim"):
@@ -190,11 +193,11 @@ def _shrunk_timm_kwargs(model_cls, kwargs: dict, small_images: bool = False, wid
         if key in accepted and not isinstance(shrunk.get(key), (tuple, list)) and (widths or key == "depth"):
             shrunk[key] = value
     stages = None
-    for key in ("depths", "embed_dims", "embed_dim", "num_heads", "dims", "widths"):
+    for key in ("depths", "stages", "layers", "embed_dims", "embed_dim", "num_heads", "dims", "widths"):
         if isinstance(current(key), (tuple, list)):
             stages = len(current(key))
     if stages:
-        for key in ("depths", "depth"):
+        for key in ("depths", "depth", "stages", "layers"):  # Hiera's ``stages``, VOLO's ``layers``: depths
             if key in accepted and isinstance(current(key), (tuple, list)):
                 shrunk[key] = _shrunk_depth(current(key))
         for key in ("embed_dims", "embed_dim", "dims", "widths"):
@@ -204,24 +207,25 @@ def _shrunk_timm_kwargs(model_cls, kwargs: dict, small_images: bool = False, wid
             shrunk["num_heads"] = tuple(2 * 2**i for i in range(len(current("num_heads"))))
     for key in ("cfg", "model_cfg"):
         cfg = shrunk.get(key)
-        if dataclasses.is_dataclass(cfg) and hasattr(cfg, "depths") and widths:
+        if dataclasses.is_dataclass(cfg) and (hasattr(cfg, "depths") or hasattr(cfg, "depth")) and widths:
             shrunk[key] = _shrunk_cfg(cfg)
     return shrunk
 
 
 @contextlib.contextmanager
-def tiny_timm_building(small_images: bool = False) -> Iterator[None]:
-    """While active, timm builds every model with its widths and depths shrunk (falling back to the full size when
-    the shrunk arguments do not fit the model)."""
+def tiny_timm_building(small_images: bool = False, widths: bool = True) -> Iterator[None]:
+    """While active, timm builds every model with its widths (unless ``widths`` is False) and depths shrunk
+    (falling back to the full size when the shrunk arguments do not fit the model)."""
     from timm.models import _builder
 
     original = _builder.build_model_with_cfg
 
     def build(model_cls, variant, pretrained, *args, **kwargs):
-        # shrunk widths and depths; where a prebuilt stem fixes the width (ViT-MCi), shrunk depths; else full size
-        for widths in (True, False):
+        # shrunk widths (unless told not to) and depths; where a prebuilt stem fixes the width (ViT-MCi), shrunk
+        # depths; else full size
+        for shrink_widths in (True, False) if widths else (False,):
             try:
-                shrunk = _shrunk_timm_kwargs(model_cls, kwargs, small_images, widths)
+                shrunk = _shrunk_timm_kwargs(model_cls, kwargs, small_images, shrink_widths)
                 return original(model_cls, variant, pretrained, *args, **shrunk)
             except Exception:  # noqa: BLE001  (sizes that do not fit this model: try the next)
                 continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import warnings
 from collections.abc import Iterable
 
@@ -21,6 +22,7 @@ def sweep(items: Iterable[Candidate], progress=None) -> list[Result]:
     results = []
     logging.getLogger("mm_adapters").setLevel(logging.ERROR)  # partial-tower notes go into the table instead
     for candidate in items:
+        started = time.monotonic()
         result = Result(candidate.library, candidate.name)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -30,6 +32,7 @@ def sweep(items: Iterable[Candidate], progress=None) -> list[Result]:
                 result.error = f"{BUILD_FAILED}: {type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}"
             else:
                 check_model(model, candidate.run, result)
+        result.seconds = round(time.monotonic() - started, 2)
         results.append(result)
         if progress is not None:
             progress(result)

@@ -409,8 +409,21 @@ def example_run(model: nn.Module) -> Callable[[nn.Module], object]:
         return lambda m: m(input_values=audio)
     data_config = getattr(model, "pretrained_cfg", None)
     if isinstance(data_config, dict) and "input_size" in data_config:
-        images = torch.randn(2, *data_config["input_size"], generator=generator)
-        return lambda m: m.forward_features(images) if hasattr(m, "forward_features") else m(images)
+        channels, *size = data_config["input_size"]
+        for side in (64, None):  # 64 px where the model takes any size (SAM2's Hiera would trace at 1024)
+            images = torch.randn(2, channels, *([side, side] if side else size), generator=generator)
+
+            def run(m, images=images):
+                return m.forward_features(images) if hasattr(m, "forward_features") else m(images)
+
+            if side is None:
+                return run
+            try:
+                with torch.no_grad():
+                    run(model)
+                return run
+            except Exception:  # noqa: BLE001  (a fixed input size: use it)
+                continue
     raise NoAutoSpec(
         "The automatic spec needs one forward on a tiny input, and mm_adapters cannot tell this model's input: "
         "call mm_adapters.specs.auto_spec(model, run=lambda m: m(example_input)) and pass its result as spec=."
