@@ -12,6 +12,7 @@ SAMPLE = {
     "timm": [
         "vit_small_patch16_224", "deit3_small_patch16_224", "deit_tiny_distilled_patch16_224", "eva02_tiny_patch14_224",
         "beit_base_patch16_224", "swin_tiny_patch4_window7_224", "cait_xxs24_224", "maxvit_tiny_tf_224",
+        "mvitv2_base",
     ],
     "transformers": [
         "distilbert", "albert:SequenceClassification", "deberta-v2", "dinov2:ImageClassification", "siglip",
