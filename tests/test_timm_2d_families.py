@@ -18,10 +18,22 @@ from mm_adapters.state import get_state, iter_sites
 from tiny_backbones import ALL_FACTORIES
 
 
+def _nchw_maxvit():
+    """MaxViT with NCHW partition units (``PartitionAttention2d``) and layer scales, as ``use_nchw_attn`` builds it."""
+    from timm.models.maxxvit import MaxxVit, model_cfgs
+
+    cfg = model_cfgs["test_maxvit"]
+    transformer = dataclasses.replace(cfg.transformer_cfg, use_nchw_attn=True, init_values=0.1)
+    return MaxxVit(dataclasses.replace(cfg, transformer_cfg=transformer), img_size=32, num_classes=0).eval()
+
+
 def _model(name: str):
     if name == "mvitv2_expand_attn":  # timm's default layout: widens (and pools) in the attention
         torch.manual_seed(0)
         return _tiny_mvitv2(TINY, expand_attn=True).requires_grad_(False)
+    if name == "maxvit_nchw":
+        torch.manual_seed(0)
+        return _nchw_maxvit().requires_grad_(False)
     return ALL_FACTORIES[name](0).model.requires_grad_(False)
 
 
@@ -39,7 +51,7 @@ def _nonzero(model, std: float = 0.1):
                 adapter.down.bias.fill_(0.1)  # tiny random models: keep the ReLU alive
 
 
-MODELS = ["timm_coatnet", "timm_maxvit", "timm_mvitv2", "mvitv2_expand_attn"]
+MODELS = ["timm_coatnet", "timm_maxvit", "maxvit_nchw", "timm_mvitv2", "mvitv2_expand_attn"]
 CONFIGS = {
     "houlsby": AdapterConfig.houlsby(),
     "pfeiffer": AdapterConfig.pfeiffer(),
@@ -119,6 +131,23 @@ def test_parallel_on_a_downsampling_block_reads_the_shortcut_output():
         expected = stream + block.ls2(block.mlp(block.norm2(stream)))
         torch.testing.assert_close(block(x), expected, atol=1e-6, rtol=0)
         assert not torch.allclose(adapted, h)  # the adapter did something
+
+
+def test_sublayer_input_on_an_nchw_block_goes_through_its_layernorm2d():
+    """``r + ls2(h + s*A(LN(r)))`` with ``LN`` the block's ``LayerNorm2d``, read channels-last."""
+    model = _model("maxvit_nchw")
+    mma.add_adapter(model, "a", AdapterConfig.parallel(reads="sublayer_input"))
+    _nonzero(model)
+    unit = tower_blocks(model, get_state(model).spec.towers["vision"])[0]
+    assert type(unit).__name__ == "PartitionAttention2d" and unit.mlp.channels_first
+    x = torch.randn(2, unit.norm1.normalized_shape[0], 4, 4, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        stream = x + unit.ls1(unit._partition_attn(unit.norm1(x)))
+        normed = unit.norm2.base_layer(stream)
+        h = unit.mlp.base_layer(normed)
+        adapted = unit.mlp.adapters["a"](normed.movedim(1, -1), h.movedim(1, -1)).movedim(-1, 1)
+        torch.testing.assert_close(unit(x), stream + unit.ls2(adapted), atol=1e-6, rtol=0)
+        assert not torch.allclose(adapted, h)
 
 
 def test_pfeiffer_on_a_widening_mvit_block_sums_the_projected_shortcut():
