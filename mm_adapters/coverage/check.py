@@ -12,7 +12,7 @@ from torch import nn
 
 from ..config import AdapterConfig
 from ..injection import add_adapter
-from ..specs import detect_spec, resolve_path
+from ..specs import detect_spec, tower_blocks
 from ..state import get_state, iter_sites
 
 PRESETS: dict[str, Callable[[], AdapterConfig]] = {
@@ -51,7 +51,7 @@ def check_model(model: nn.Module, run: Callable[[nn.Module], torch.Tensor], resu
     try:
         spec = detect_spec(model)
         result.family, result.notes = spec.family, spec.notes
-        result.towers = {name: len(resolve_path(model, t.layers)) for name, t in spec.towers.items()}
+        result.towers = {name: len(tower_blocks(model, t)) for name, t in spec.towers.items()}
         with torch.no_grad():
             frozen = run(model).float()
         for preset, make_config in PRESETS.items():
@@ -96,7 +96,7 @@ def _check_every_layer(model: nn.Module) -> None:
     spec = get_state(model).spec
     adapted = {(site.tower, site.layer_index, site.site) for site in iter_sites(model)}
     for tower_name, tower in spec.towers.items():
-        for index in range(len(resolve_path(model, tower.layers))):
+        for index in range(len(tower_blocks(model, tower))):
             for kind in ("attn", "ffn"):
                 if (tower_name, index, kind) not in adapted:
                     raise AssertionError(f"houlsby: {tower_name} layer {index} has no {kind} adapter")

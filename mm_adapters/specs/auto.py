@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from .base import BackboneSpec, SiteSpec, TowerSpec, resolve_path
+from .base import BackboneSpec, SiteSpec, TowerSpec, resolve_path, tower_blocks
 
 logger = logging.getLogger("mm_adapters")
 
@@ -143,16 +143,34 @@ def _has_linear(module: nn.Module) -> bool:
 
 
 def _is_norm(module: nn.Module) -> bool:
-    return "norm" in type(module).__name__.lower() and not _has_linear(module)
+    """A normalisation layer, not a block that ends in one (TinyViT's ``ConvNorm``)."""
+    return "norm" in type(module).__name__.lower() and not any(
+        isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)) for m in module.modules()
+    )
 
 
-def _block_lists(model: nn.Module) -> list[tuple[str, nn.Module]]:
+_CONTAINERS = (nn.ModuleList, nn.Sequential)
+
+
+def _block_lists(model: nn.Module) -> list[tuple[str, list[nn.Module]]]:
+    """Lists of blocks of one class: ``nn.ModuleList`` / ``nn.Sequential`` children, and, in a list of equal-length
+    groups (DaViT's (spatial, channel) pairs), the blocks at each position (``stages.0.blocks.*.1``)."""
     lists = []
     for name, module in model.named_modules():
-        if isinstance(module, (nn.ModuleList, nn.Sequential)) and len(module) and name:
-            classes = {type(child) for child in module}
-            if len(classes) == 1 and not isinstance(module[0], (nn.ModuleList, nn.Sequential, nn.Linear)):
-                lists.append((name, module))
+        if not (isinstance(module, _CONTAINERS) and len(module) and name):
+            continue
+        children = list(module)
+        if len({type(child) for child in children}) == 1 and not isinstance(
+            children[0], (*_CONTAINERS, nn.Linear)
+        ):
+            lists.append((name, children))
+        elif all(isinstance(child, _CONTAINERS) and len(child) == len(children[0]) for child in children):
+            for position in range(len(children[0])):
+                blocks = [child[position] for child in children]
+                if len({type(b) for b in blocks}) == 1 and not isinstance(
+                    blocks[0], (*_CONTAINERS, nn.Linear)
+                ):
+                    lists.append((f"{name}.*.{position}", blocks))
     return lists
 
 
@@ -170,14 +188,13 @@ def _sites(trace: _Trace, block: nn.Module) -> list[_Site]:
     if call is None or call.input_id is None:
         return []
     names = {id(m): n for n, m in block.named_modules() if n}
-    width = None
+    widths: set[int] = set()
     for tensor in trace.keep:
         if id(tensor) == call.input_id:
-            width = tensor.shape[-1]
+            # the hidden size; a block that takes NCHW maps and adds tokens (DaViT) adds at the channel width
+            widths = {tensor.shape[-1], tensor.shape[1]} if tensor.dim() == 4 else {tensor.shape[-1]}
             break
-    adds = [
-        a for a in trace.adds if call.start < a[0] <= call.end and width is not None and a[4][-1] == width
-    ]
+    adds = [a for a in trace.adds if call.start < a[0] <= call.end and a[4][-1] in widths]
     add_outputs = {a[1] for a in adds}
     sites: list[_Site] = []
     previous = call.start
@@ -221,6 +238,9 @@ def _norm_taking(trace: _Trace, norms: dict[int, str], tensor: int) -> str | Non
 def _norm_feeding(trace: _Trace, norms: dict[int, str], site: _Site, stops: set[int]) -> str | None:
     """The LayerNorm whose output reaches the site's input (through reshapes, windows, ...)."""
     frontier, seen = [site.module_input], set()
+    stops = stops | {
+        site.residual
+    }  # a norm on the stream itself (TinyViT's local conv) is not the sublayer's
     while frontier and len(seen) < 200:
         tensor = frontier.pop(0)
         if tensor is None or tensor in seen or tensor in stops:
@@ -310,7 +330,13 @@ def _grouped(model: nn.Module, found: list[tuple[str, TowerSpec]]) -> list[tuple
     merged = []
     for (pattern, *_), members in groups.items():
         count = sum(len(resolve_path(model, path)) for path, _ in members)
-        if len(members) > 1 and pattern != members[0][0] and len(resolve_path(model, pattern)) == count:
+        try:
+            covers = len(resolve_path(model, pattern)) == count
+        except (
+            AttributeError
+        ):  # ``stages.*.1.transformer`` where some stages have no second module (MobileViT)
+            covers = False
+        if len(members) > 1 and pattern != members[0][0] and covers:
             merged.append((pattern, TowerSpec(**{**members[0][1].__dict__, "layers": pattern})))
         else:
             merged.extend(members)
@@ -366,7 +392,7 @@ def verify(model: nn.Module, towers: dict[str, TowerSpec], run: Callable[[nn.Mod
         reference = _first(run(model)).float()
     probes = []
     for tower_name, tower in towers.items():
-        for index, block in enumerate(resolve_path(model, tower.layers)):
+        for index, block in enumerate(tower_blocks(model, tower)):
             for kind, site in tower.sites(block).items():
                 module = resolve_path(block, site.output)
                 probe = _Probe()
