@@ -106,6 +106,8 @@ def plan_site(
         )
     if optional_module(block, site_spec.residual) is not None:
         return _on_shortcut(tower, site_spec, block, reads, position, where)
+    if position == "pre" and site_spec.reads_stream:
+        return SitePlacement(position, None, False, site_spec.input)
     needs_norm = (position == "pre" and reads in ("residual", "residual_sum")) or (
         position == "post" and reads == "residual_sum"
     )

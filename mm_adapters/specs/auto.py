@@ -138,8 +138,21 @@ def trace_forward(model: nn.Module, run: Callable[[nn.Module], object]) -> _Trac
     return trace
 
 
-def _has_linear(module: nn.Module) -> bool:
-    return any(isinstance(m, nn.Linear) for m in module.modules())
+_WEIGHTS = (nn.Linear, nn.Conv1d, nn.Conv2d)
+
+
+def _has_weights(module: nn.Module) -> bool:
+    """A module that can be a sublayer: it holds a Linear or (NCHW blocks: FastViT, LeViT-conv) a convolution."""
+    return any(isinstance(m, _WEIGHTS) for m in module.modules())
+
+
+def _output_width(module: nn.Module) -> int | None:
+    """``out_features`` of the module's last Linear, else ``out_channels`` of its last convolution."""
+    for kinds, width in ((nn.Linear, "out_features"), ((nn.Conv1d, nn.Conv2d), "out_channels")):
+        found = [m for m in module.modules() if isinstance(m, kinds)]
+        if found:
+            return int(getattr(found[-1], width))
+    return None
 
 
 def _is_norm(module: nn.Module) -> bool:
@@ -152,26 +165,36 @@ def _is_norm(module: nn.Module) -> bool:
 _CONTAINERS = (nn.ModuleList, nn.Sequential)
 
 
-def _block_lists(model: nn.Module) -> list[tuple[str, list[nn.Module]]]:
-    """Lists of blocks of one class: ``nn.ModuleList`` / ``nn.Sequential`` children, and, in a list of equal-length
-    groups (DaViT's (spatial, channel) pairs), the blocks at each position (``stages.0.blocks.*.1``)."""
+def _block_lists(model: nn.Module) -> list[tuple[str, list[nn.Module], tuple[str, ...]]]:
+    """Lists of blocks of one class, as (path, blocks, block types to pick): ``nn.ModuleList`` / ``nn.Sequential``
+    children; in a list of equal-length groups (DaViT's (spatial, channel) pairs), the blocks at each position
+    (``stages.0.blocks.*.1``); in a list of several classes (NextViT's conv and transformer blocks), those of each
+    class (``TowerSpec.block_types``)."""
     lists = []
     for name, module in model.named_modules():
         if not (isinstance(module, _CONTAINERS) and len(module) and name):
             continue
         children = list(module)
-        if len({type(child) for child in children}) == 1 and not isinstance(
-            children[0], (*_CONTAINERS, nn.Linear)
-        ):
-            lists.append((name, children))
-        elif all(isinstance(child, _CONTAINERS) and len(child) == len(children[0]) for child in children):
-            for position in range(len(children[0])):
-                blocks = [child[position] for child in children]
-                if len({type(b) for b in blocks}) == 1 and not isinstance(
-                    blocks[0], (*_CONTAINERS, nn.Linear)
-                ):
-                    lists.append((f"{name}.*.{position}", blocks))
+        classes = list(dict.fromkeys(type(child) for child in children))
+        if all(isinstance(child, _CONTAINERS) for child in children):
+            if all(len(child) == len(children[0]) for child in children):
+                for position in range(len(children[0])):
+                    blocks = [child[position] for child in children]
+                    if len({type(b) for b in blocks}) == 1 and _can_be_block(blocks[0]):
+                        lists.append((f"{name}.*.{position}", blocks, ()))
+        elif len(classes) == 1:
+            if _can_be_block(children[0]):
+                lists.append((name, children, ()))
+        else:
+            for cls in classes:
+                blocks = [child for child in children if type(child) is cls]
+                if _can_be_block(blocks[0]):
+                    lists.append((name, blocks, (cls.__name__,)))
     return lists
+
+
+def _can_be_block(module: nn.Module) -> bool:
+    return not isinstance(module, (*_CONTAINERS, *_WEIGHTS)) and _has_weights(module)
 
 
 @dataclass
@@ -181,9 +204,13 @@ class _Site:
     add_output: int
     residual: int
     module_input: int | None
+    shape: tuple = ()
+    """Shape of the residual sum."""
 
 
-def _sites(trace: _Trace, block: nn.Module) -> list[_Site]:
+def _sites(trace: _Trace, block: nn.Module, kinds: tuple[type, ...] = (nn.Linear,)) -> list[_Site]:
+    """The block's residual sublayers in order: for each residual add, the outermost module holding one of ``kinds``
+    whose output feeds it."""
     call = trace.calls.get(id(block))
     if call is None or call.input_id is None:
         return []
@@ -198,29 +225,47 @@ def _sites(trace: _Trace, block: nn.Module) -> list[_Site]:
     add_outputs = {a[1] for a in adds}
     sites: list[_Site] = []
     previous = call.start
-    for step, out_id, left, right, _ in adds:
-        for operand, other in ((left, right), (right, left)):
-            module = _walk_back(trace, operand, names, {call.input_id} | (add_outputs - {out_id}))
+    for step, out_id, left, right, shape in adds:
+        stops = {call.input_id} | (add_outputs - {out_id})
+        found = {operand: _walk_back(trace, operand, names, stops, kinds) for operand in (left, right)}
+        # ``x + f(x)``: the operand that the other's sublayer reads is the residual (NextViT's ``x`` comes out of a
+        # patch embedding)
+        order = ((left, right), (right, left))
+        if found[right] is not None and trace.calls[id(found[right])].input_id == left:
+            order = ((right, left),)
+        for operand, other in order:
+            module = found[operand]
             if module is None:
                 continue
             path = names[id(module)]
             if not any(s.path == path for s in sites):
                 # attention ran since the previous residual add: this add closes the attention sublayer
                 attention = any(previous < s <= step for s in trace.attention_steps)
-                sites.append(_Site(path, attention, out_id, other, trace.calls[id(module)].input_id))
+                sites.append(_Site(path, attention, out_id, other, trace.calls[id(module)].input_id, shape))
                 previous = step
             break
     return sites
 
 
-def _walk_back(trace: _Trace, start: int, names: dict[int, str], stops: set[int], limit: int = 400):
+def _walk_back(
+    trace: _Trace,
+    start: int,
+    names: dict[int, str],
+    stops: set[int],
+    kinds: tuple[type, ...],
+    limit: int = 400,
+):
     frontier, seen = [start], set()
     while frontier and len(seen) < limit:
         tensor = frontier.pop(0)
         if tensor in seen or tensor in stops:
             continue
         seen.add(tensor)
-        candidates = [m for m in trace.producers.get(tensor, []) if id(m) in names and _has_linear(m)]
+        candidates = [
+            m
+            for m in trace.producers.get(tensor, [])
+            if id(m) in names and any(isinstance(x, kinds) for x in m.modules())
+        ]
         if candidates:
             return min(candidates, key=lambda m: names[id(m)].count("."))  # the outermost of them
         frontier.extend(trace.parents.get(tensor, []))
@@ -289,34 +334,81 @@ def _input_path(trace: _Trace, block: nn.Module, site: _Site) -> str | None:
         name
         for name, module in block.named_modules()
         if name and id(module) in trace.calls and trace.calls[id(module)].input_id == site.residual
-        and _has_linear(module)
+        and _has_weights(module)
     ]  # fmt: skip
     return min(matches, key=lambda n: n.count(".")) if matches else None
 
 
-def _tower(trace: _Trace, path: str, blocks: nn.Module) -> TowerSpec | None:
+def _tower(
+    trace: _Trace, path: str, blocks: list[nn.Module], block_types: tuple[str, ...] = ()
+) -> TowerSpec | None:
     block = blocks[0]
-    sites = _sites(trace, block)
-    attention = next((s for s in sites if s.attention), None)
-    later = [s for s in sites[sites.index(attention) + 1 :] if not s.attention] if attention else []
-    if attention is None or not later:
-        return None
-    ffn = later[-1]
+    for kinds in ((nn.Linear,), _WEIGHTS):  # sublayers of Linears, else (NCHW blocks) of convolutions too
+        sites = _sites(trace, block, kinds)
+        attention = next((s for s in sites if s.attention), None)
+        if attention is None and len(sites) >= 2:
+            attention = sites[
+                0
+            ]  # an attention-free token mixer (pooling, LSTM, focal modulation): MetaFormer
+        later = [s for s in sites[sites.index(attention) + 1 :] if not s.attention] if attention else []
+        if attention is not None and later:
+            return _tower_of(trace, path, block, attention, later[-1], block_types)
+    return None
+
+
+def _tower_of(
+    trace: _Trace, path: str, block: nn.Module, attention: _Site, ffn: _Site, block_types: tuple[str, ...]
+) -> TowerSpec:
     position, norms = _norm_layout(trace, block, attention, ffn)
+    reads_stream = [False, False]
+    if (
+        position is None
+        and any(norms)
+        and all(n or s.module_input == s.residual for n, s in zip(norms, (attention, ffn), strict=True))
+    ):
+        # pre-LN, with a sublayer that normalises inside and reads the stream itself (FastViT's ConvMlp)
+        position, reads_stream = "pre", [n is None for n in norms]
+    channels_first = _channels_first(block, ffn)
     specs = []
-    for site, norm in zip((attention, ffn), norms, strict=True):
+    for site, norm, direct in zip((attention, ffn), norms, reads_stream, strict=True):
         tap = _input_path(trace, block, site) if position == "post" else None
-        specs.append(SiteSpec(output=site.path, input=tap if tap != site.path else None, norm=norm))
-    return TowerSpec(layers=path, attn=specs[0], ffn=specs[1], norm_position=position)
+        specs.append(
+            SiteSpec(
+                output=site.path, input=tap if tap != site.path else None, norm=norm, reads_stream=direct,
+                hidden_size=_width_path(block, site, channels_first),
+            )
+        )  # fmt: skip
+    return TowerSpec(
+        layers=path, attn=specs[0], ffn=specs[1], norm_position=position, block_types=block_types,
+        channels_first=channels_first, hidden_size=specs[1].hidden_size,
+    )  # fmt: skip
 
 
-def _tower_names(paths: list[str]) -> list[str]:
-    if len(paths) == 1:
+def _width_path(block: nn.Module, site: _Site, channels_first: bool) -> str:
+    """Where the site's width is written: the last Linear (or convolution) in it whose output width is the width the
+    trace saw at its residual add (NextViT's attention is narrower than its block; FastViT's FFN has no Linear)."""
+    width = site.shape[1 if channels_first else -1] if site.shape else None
+    modules = list(resolve_path(block, site.path).named_modules())
+    for kinds, attribute in ((nn.Linear, "out_features"), ((nn.Conv1d, nn.Conv2d), "out_channels")):
+        names = [n for n, m in modules if isinstance(m, kinds) and getattr(m, attribute) == width]
+        if names:
+            return ".".join(part for part in (site.path, names[-1], attribute) if part)
+    return ""
+
+
+def _channels_first(block: nn.Module, ffn: _Site) -> bool:
+    """NCHW blocks (FastViT, CoAtNet): the residual sum is 4-d with the FFN's output width in dim 1, not last."""
+    width = _output_width(resolve_path(block, ffn.path))
+    return len(ffn.shape) == 4 and width is not None and ffn.shape[1] == width != ffn.shape[-1]
+
+
+def _tower_names(towers: list[TowerSpec]) -> list[str]:
+    if len(towers) == 1:
         return ["blocks"]
     names = []
-    for path in paths:
-        name = re.sub(r"[^A-Za-z0-9_]", "_", path.replace(".*", "")).strip("_") or "blocks"
-        names.append(name)
+    for tower in towers:
+        name = re.sub(r"[^A-Za-z0-9_]", "_", tower.layers.replace(".*", "")).strip("_") or "blocks"
+        names.append("_".join((name, *tower.block_types)))
     return names
 
 
@@ -325,19 +417,18 @@ def _grouped(model: nn.Module, found: list[tuple[str, TowerSpec]]) -> list[tuple
     (when the pattern lists exactly their blocks: not where other stages are convolutional)."""
     groups: dict[tuple, list[tuple[str, TowerSpec]]] = {}
     for path, tower in found:
-        key = (re.sub(r"\.\d+\.", ".*.", path), tower.attn, tower.ffn, tower.norm_position)
+        key = (re.sub(r"\.\d+\.", ".*.", path), tower.attn, tower.ffn, tower.norm_position, tower.block_types)
         groups.setdefault(key, []).append((path, tower))
     merged = []
     for (pattern, *_), members in groups.items():
-        count = sum(len(resolve_path(model, path)) for path, _ in members)
+        count = sum(len(tower_blocks(model, tower)) for _, tower in members)
+        candidate = TowerSpec(**{**members[0][1].__dict__, "layers": pattern})
         try:
-            covers = len(resolve_path(model, pattern)) == count
-        except (
-            AttributeError
-        ):  # ``stages.*.1.transformer`` where some stages have no second module (MobileViT)
+            covers = len(tower_blocks(model, candidate)) == count
+        except AttributeError:  # no such module in some stage (MobileViT's ``stages.*.1.transformer``)
             covers = False
         if len(members) > 1 and pattern != members[0][0] and covers:
-            merged.append((pattern, TowerSpec(**{**members[0][1].__dict__, "layers": pattern})))
+            merged.append((pattern, candidate))
         else:
             merged.extend(members)
     return merged
@@ -347,16 +438,20 @@ def find_towers(model: nn.Module, run: Callable[[nn.Module], object]) -> dict[st
     """The towers an automatic spec would use for ``model``, from one traced ``run(model)``."""
     trace = trace_forward(model, run)
     lists = _block_lists(model)
-    found = []
-    for path, blocks in lists:
-        inner = [p for p, _ in lists if p != path and p.startswith(path + ".")]
-        if inner and any(_tower(trace, p, b) for p, b in lists if p in inner):
+    found, claimed = [], set()
+    for path, blocks, block_types in lists:
+        inner = [entry for entry in lists if entry[0] != path and entry[0].startswith(path + ".")]
+        if any(_tower(trace, *entry) for entry in inner):
             continue  # a list of stages whose own block lists qualify
-        tower = _tower(trace, path, blocks)
+        if id(blocks[0]) in claimed:
+            continue  # DaViT's pairs: the blocks at each position are already a tower
+        tower = _tower(trace, path, blocks, block_types)
         if tower is not None:
             found.append((path, tower))
+            claimed.update(id(block) for block in blocks)
     found = _grouped(model, found)
-    return dict(zip(_tower_names([p for p, _ in found]), [t for _, t in found], strict=True))
+    towers = [tower for _, tower in found]
+    return dict(zip(_tower_names(towers), towers, strict=True))
 
 
 # -- checking a candidate spec with probe adapters -----------------------------------------------------------------
@@ -364,15 +459,23 @@ class _Probe(nn.Module):
     """A zero-initialised bottleneck added to a site's output by a forward hook (built at the first call, at the
     width of the output it sees)."""
 
-    def __init__(self) -> None:
+    def __init__(self, channels_first: bool = False) -> None:
         super().__init__()
         self.down: nn.Linear | None = None
         self.up: nn.Linear | None = None
         self.calls = 0
+        self.channels_first = channels_first
 
     def hook(self, module, args, output):
         self.calls += 1
         hidden = output[0] if isinstance(output, tuple) else output
+        if self.channels_first:
+            adapted = self._adapted(hidden.movedim(1, -1)).movedim(-1, 1)
+        else:
+            adapted = self._adapted(hidden)
+        return (adapted, *output[1:]) if isinstance(output, tuple) else adapted
+
+    def _adapted(self, hidden: torch.Tensor) -> torch.Tensor:
         if self.down is None:
             width = hidden.shape[-1]
             self.down, self.up = nn.Linear(width, 4), nn.Linear(4, width)
@@ -380,8 +483,7 @@ class _Probe(nn.Module):
             nn.init.constant_(
                 self.down.bias, 0.1
             )  # tiny random models have tiny activations: keep ReLU alive
-        adapted = hidden + self.up(torch.relu(self.down(hidden.to(self.down.weight.dtype)))).to(hidden.dtype)
-        return (adapted, *output[1:]) if isinstance(output, tuple) else adapted
+        return hidden + self.up(torch.relu(self.down(hidden.to(self.down.weight.dtype)))).to(hidden.dtype)
 
 
 def verify(model: nn.Module, towers: dict[str, TowerSpec], run: Callable[[nn.Module], object]) -> str | None:
@@ -395,7 +497,7 @@ def verify(model: nn.Module, towers: dict[str, TowerSpec], run: Callable[[nn.Mod
         for index, block in enumerate(tower_blocks(model, tower)):
             for kind, site in tower.sites(block).items():
                 module = resolve_path(block, site.output)
-                probe = _Probe()
+                probe = _Probe(tower.channels_first_of(block))
                 module.register_forward_hook(probe.hook)
                 probes.append((f"{tower_name} layer {index} {kind} ({site.output})", probe))
     with torch.no_grad():

@@ -38,6 +38,9 @@ class SiteSpec:
     hidden_size: str = ""
     """Attribute path, relative to one block, giving this site's output width where a block's sites differ (MViT's
     attention before a widening FFN: ``attn.proj.out_features``); empty: the block's width (``TowerSpec.hidden_size``)."""
+    reads_stream: bool = False
+    """On a pre-LN block, this sublayer has no LayerNorm in front of it and reads the stream itself (FastViT's ConvMlp
+    normalises inside): placements tap the stream at its input, with no ``norm``."""
 
     def on_res_post_block(self) -> SiteSpec:
         """Where this site sits on a res-post-norm block, ``x + norm(f(x))`` (Swin-v2, EVA post-norm; ``x + f(x)``
