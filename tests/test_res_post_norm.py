@@ -5,7 +5,7 @@ stream is the sublayer input ``x``. Each block's output is compared with the pla
 
 - ``output`` (Houlsby): ``x + h + A(h)``;
 - ``residual_sum`` (Pfeiffer): ``z + A(z)``, ``z = x + h``;
-- ``residual`` (parallel): ``x + h + s*A(x)``.
+- ``residual`` (parallel), and ``sublayer_input``: ``x + h + s*A(x)``.
 """
 
 import copy
@@ -119,7 +119,7 @@ def _site_output(h: torch.Tensor, x: torch.Tensor, adapter) -> torch.Tensor:
     if adapter is None:
         return h
     assert x.shape == h.shape
-    read = {"output": h, "residual_sum": x + h, "residual": x}[adapter.reads]
+    read = {"output": h, "residual_sum": x + h, "residual": x, "sublayer_input": x}[adapter.reads]
     return h + _delta(adapter, read)
 
 
@@ -221,6 +221,7 @@ CONFIGS = {
     "houlsby": AdapterConfig.houlsby(),  # attention and FFN, reads the output
     "pfeiffer": AdapterConfig.pfeiffer(),  # FFN, reads the residual sum
     "parallel": AdapterConfig.parallel(),  # FFN, reads the stream; scaling 4
+    "parallel_sublayer_input": AdapterConfig.parallel(reads="sublayer_input"),  # no norm before f: the same
 }
 STREAM_ON_ATTENTION = {  # blocks whose attention sees the stream as it is added (no windows, every token)
     "pfeiffer_attn": AdapterConfig.pfeiffer(sites=("attn", "ffn")),
