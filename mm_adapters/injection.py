@@ -176,7 +176,9 @@ def _site_for(
     if isinstance(existing, AdapterSite):
         return existing
     parent, child = resolve_parent(layer, site_spec.output)
-    site = AdapterSite(existing, tower, index, site_name, hidden_size, tower_spec.channels_first_of(layer))
+    site = AdapterSite(
+        existing, tower, index, site_name, hidden_size, tower_spec.channels_first_of(layer, site_spec)
+    )
     setattr(parent, child, site)
     return site
 

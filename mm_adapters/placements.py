@@ -141,7 +141,7 @@ def _norm(tower, block: nn.Module, site_spec) -> Callable[[torch.Tensor], torch.
     if not site_spec.norm:
         return None
     norm = _unwrapped(resolve_path(block, site_spec.norm))
-    return ChannelsLastNorm(norm) if tower.channels_first_of(block) else norm
+    return ChannelsLastNorm(norm) if tower.channels_first_of(block, site_spec) else norm
 
 
 def _unwrapped(module: nn.Module) -> nn.Module:

@@ -49,12 +49,6 @@ def alarm_handler_restored():
 
 
 # -- the time limit and the worker pool ------------------------------------------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="pool._TimeLimit subclasses Exception, so sweep()'s `except Exception` around build() (and "
-    "check_model's around the checks) catches the alarm: a model over its limit is reported as 'build failed: "
-    "_TimeLimit' (or a check error), never 'timed out'; _TimeLimit should derive from BaseException",
-)
 def test_a_model_over_its_time_limit_is_reported_as_timed_out(monkeypatch, alarm_handler_restored):
     monkeypatch.setattr(pool, "named_candidate", _sleeping_candidate)
     index, row = pool._check_one((7, "timm", "30", 1))

@@ -13,7 +13,7 @@ from .check import Result
 from .sweep import TIMED_OUT, sweep
 
 
-class _TimeLimit(Exception):
+class _TimeLimit(BaseException):  # not caught by the sweep's `except Exception` around a build or a check
     pass
 
 

@@ -206,6 +206,8 @@ class _Site:
     module_input: int | None
     shape: tuple = ()
     """Shape of the residual sum."""
+    output_shape: tuple = ()
+    """Shape of the sublayer module's output."""
 
 
 def _sites(trace: _Trace, block: nn.Module, kinds: tuple[type, ...] = (nn.Linear,)) -> list[_Site]:
@@ -241,7 +243,13 @@ def _sites(trace: _Trace, block: nn.Module, kinds: tuple[type, ...] = (nn.Linear
             if not any(s.path == path for s in sites):
                 # attention ran since the previous residual add: this add closes the attention sublayer
                 attention = any(previous < s <= step for s in trace.attention_steps)
-                sites.append(_Site(path, attention, out_id, other, trace.calls[id(module)].input_id, shape))
+                output = trace.calls[id(module)].output_id
+                output_shape = next((tuple(t.shape) for t in trace.keep if id(t) == output), ())
+                sites.append(
+                    _Site(
+                        path, attention, out_id, other, trace.calls[id(module)].input_id, shape, output_shape
+                    )
+                )
                 previous = step
             break
     return sites
@@ -368,26 +376,51 @@ def _tower_of(
     ):
         # pre-LN, with a sublayer that normalises inside and reads the stream itself (FastViT's ConvMlp)
         position, reads_stream = "pre", [n is None for n in norms]
-    channels_first = _channels_first(block, ffn)
+    if position == "pre" and not all(
+        _stream_is_residual(trace, block, norm, site)
+        for norm, site in zip(norms, (attention, ffn), strict=True)
+    ):
+        # EdgeNeXt adds its FFN to the block's input, not to what its LayerNorm reads: no tap gives that residual,
+        # so placements that read the stream are refused rather than placed inexactly
+        position = None
     specs = []
     for site, norm, direct in zip((attention, ffn), norms, reads_stream, strict=True):
         tap = _input_path(trace, block, site) if position == "post" else None
+        channels_first = _channels_first(block, site)
         specs.append(
             SiteSpec(
                 output=site.path, input=tap if tap != site.path else None, norm=norm, reads_stream=direct,
-                hidden_size=_width_path(block, site, channels_first),
+                hidden_size=_width_path(block, site, channels_first), channels_first=channels_first,
             )
         )  # fmt: skip
     return TowerSpec(
         layers=path, attn=specs[0], ffn=specs[1], norm_position=position, block_types=block_types,
-        channels_first=channels_first, hidden_size=specs[1].hidden_size,
+        channels_first=bool(specs[1].channels_first), hidden_size=specs[1].hidden_size,
     )  # fmt: skip
+
+
+def _stream_is_residual(trace: _Trace, block: nn.Module, norm: str | None, site: _Site) -> bool:
+    """Whether the tensor a pre-LN site's stream tap sees (its LayerNorm's input, or the sublayer's own input) is the
+    residual its output is added to, up to reshapes and views."""
+    tapped = trace.calls[id(resolve_path(block, norm))].input_id if norm else site.module_input
+    return _views_of(trace, tapped) & _views_of(trace, site.residual) != set()
+
+
+def _views_of(trace: _Trace, tensor: int | None, steps: int = 8) -> set[int]:
+    """``tensor`` and the tensors it was made from by one-input ops (view, reshape, permute), nearest first."""
+    found = set()
+    while tensor is not None and len(found) < steps:
+        found.add(tensor)
+        parents = trace.parents.get(tensor, [])
+        tensor = parents[0] if len(parents) == 1 else None
+    return found
 
 
 def _width_path(block: nn.Module, site: _Site, channels_first: bool) -> str:
     """Where the site's width is written: the last Linear (or convolution) in it whose output width is the width the
     trace saw at its residual add (NextViT's attention is narrower than its block; FastViT's FFN has no Linear)."""
-    width = site.shape[1 if channels_first else -1] if site.shape else None
+    shape = site.output_shape or site.shape
+    width = shape[1 if channels_first else -1] if shape else None
     modules = list(resolve_path(block, site.path).named_modules())
     for kinds, attribute in ((nn.Linear, "out_features"), ((nn.Conv1d, nn.Conv2d), "out_channels")):
         names = [n for n, m in modules if isinstance(m, kinds) and getattr(m, attribute) == width]
@@ -396,10 +429,10 @@ def _width_path(block: nn.Module, site: _Site, channels_first: bool) -> str:
     return ""
 
 
-def _channels_first(block: nn.Module, ffn: _Site) -> bool:
-    """NCHW blocks (FastViT, CoAtNet): the residual sum is 4-d with the FFN's output width in dim 1, not last."""
-    width = _output_width(resolve_path(block, ffn.path))
-    return len(ffn.shape) == 4 and width is not None and ffn.shape[1] == width != ffn.shape[-1]
+def _channels_first(block: nn.Module, site: _Site) -> bool:
+    """NCHW sublayers (FastViT, CoAtNet): the output is 4-d with the sublayer's output width in dim 1, not last."""
+    width, shape = _output_width(resolve_path(block, site.path)), site.output_shape
+    return len(shape) == 4 and width is not None and shape[1] == width != shape[-1]
 
 
 def _tower_names(towers: list[TowerSpec]) -> list[str]:
@@ -497,7 +530,7 @@ def verify(model: nn.Module, towers: dict[str, TowerSpec], run: Callable[[nn.Mod
         for index, block in enumerate(tower_blocks(model, tower)):
             for kind, site in tower.sites(block).items():
                 module = resolve_path(block, site.output)
-                probe = _Probe(tower.channels_first_of(block))
+                probe = _Probe(tower.channels_first_of(block, site))
                 module.register_forward_hook(probe.hook)
                 probes.append((f"{tower_name} layer {index} {kind} ({site.output})", probe))
     with torch.no_grad():

@@ -38,6 +38,9 @@ class SiteSpec:
     hidden_size: str = ""
     """Attribute path, relative to one block, giving this site's output width where a block's sites differ (MViT's
     attention before a widening FFN: ``attn.proj.out_features``); empty: the block's width (``TowerSpec.hidden_size``)."""
+    channels_first: bool | None = None
+    """This sublayer's output carries channels in dim 1 where it differs from its tower's ``channels_first`` (NextViT's
+    token attention in an NCHW block); None: the tower's."""
     reads_stream: bool = False
     """On a pre-LN block, this sublayer has no LayerNorm in front of it and reads the stream itself (FastViT's ConvMlp
     normalises inside): placements tap the stream at its input, with no ``norm``."""
@@ -47,8 +50,9 @@ class SiteSpec:
         where ``norm`` is None, LeViT): on the output of ``norm``, the tensor the block adds to its stream, with the
         sublayer's own input as that stream."""
         return SiteSpec(
-            output=self.norm or self.output, input=self.input or self.output, hidden_size=self.hidden_size
-        )
+            output=self.norm or self.output, input=self.input or self.output, hidden_size=self.hidden_size,
+            channels_first=self.channels_first,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -91,7 +95,10 @@ class TowerSpec:
             raise ValueError(f"norm_position must be one of {NORM_POSITIONS} or None, got {position!r}.")
         return position
 
-    def channels_first_of(self, block: nn.Module) -> bool:
+    def channels_first_of(self, block: nn.Module, site: SiteSpec | None = None) -> bool:
+        """Whether ``block``'s hidden states (``site``'s output, where it says) carry channels in dim 1."""
+        if site is not None and site.channels_first is not None:
+            return site.channels_first
         return bool(self.channels_first(block) if callable(self.channels_first) else self.channels_first)
 
     def sites(self, block: nn.Module | None = None) -> dict[str, SiteSpec]:
