@@ -1,0 +1,97 @@
+"""The automatic spec on convolutional-hybrid layouts (timm models, shrunk as the coverage sweep builds them):
+NCHW blocks whose sublayers are convolutions (FastViT, LeViT-conv), transformer blocks picked by class out of mixed
+stages (EfficientFormer, NextViT), a token attention of another layout and width than its NCHW block (NextViT), an
+attention-free token mixer (Sequencer's LSTM), and a block whose FFN residual no tap can see (EdgeNeXt: refused)."""
+
+import copy
+import logging
+
+import pytest
+import torch
+
+import mm_adapters as mma
+from mm_adapters import AdapterConfig
+from mm_adapters.coverage import Result, check_model, named_candidate
+from mm_adapters.specs import detect_spec, tower_blocks
+from mm_adapters.state import iter_sites
+
+
+@pytest.fixture(scope="module")
+def built():
+    cache = {}
+
+    def get(name: str):
+        if name not in cache:
+            candidate = named_candidate("timm", name)
+            cache[name] = (candidate.build(), candidate.run)
+        model, run = cache[name]
+        return copy.deepcopy(model), run
+
+    return get
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    logger = logging.getLogger("mm_adapters")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    yield
+    logger.setLevel(level)
+
+
+@pytest.mark.parametrize("name", ["fastvit_sa24", "levit_conv_192", "efficientformer_l1", "nextvit_small"])
+def test_every_preset_works_with_no_spec(built, name):
+    model, run = built(name)
+    result = check_model(model, run, Result("timm", name))
+    assert result.ok, result.error
+    assert result.family.startswith("auto:")
+
+
+def test_nchw_blocks_get_channels_first_sites_at_their_conv_width(built):
+    model, run = built("fastvit_sa24")
+    spec = detect_spec(model)
+    attention_stage = [
+        t for t in spec.towers.values() if type(tower_blocks(model, t)[0]).__name__ == "AttentionBlock"
+    ]
+    assert len(attention_stage) == 1
+    tower = attention_stage[0]
+    assert tower.channels_first and tower.ffn.hidden_size.endswith("out_channels")
+    assert (
+        tower.ffn.reads_stream and tower.attn.norm
+    )  # the ConvMlp normalises inside; the attention has a norm
+    mma.add_adapter(model, "a", AdapterConfig.pfeiffer())
+    widths = {site.hidden_size for site in iter_sites(model) if site.channels_first}
+    block = tower_blocks(model, tower)[0]
+    assert block.mlp.base_layer.fc2.out_channels in widths
+    with torch.no_grad():
+        assert run(model).isfinite().all()
+
+
+def test_mixed_stages_pick_the_transformer_blocks_by_class(built):
+    model, _ = built("nextvit_small")
+    spec = detect_spec(model)
+    picked = [t for t in spec.towers.values() if t.block_types]
+    assert [t.block_types for t in picked] == [("NextTransformerBlock",)]
+    blocks = tower_blocks(model, picked[0])
+    assert blocks and all(type(b).__name__ == "NextTransformerBlock" for b in blocks)
+    # its token attention returns (B, N, C) inside an NCHW block: that site is channels-last, at the attention's width
+    assert picked[0].attn.channels_first is False and picked[0].ffn.channels_first is True
+    assert picked[0].attn.hidden_size == "e_mhsa.proj.out_features"
+
+
+def test_an_attention_free_token_mixer_is_the_attention_site(built):
+    model, run = built("sequencer2d_s")
+    spec = detect_spec(model)
+    (tower,) = spec.towers.values()
+    assert tower.attn.output == "rnn_tokens" and tower.ffn.output == "mlp_channels"
+    assert check_model(model, run, Result("timm", "sequencer2d_s")).ok
+
+
+def test_a_block_whose_ffn_residual_is_not_its_stream_refuses_stream_placements(built):
+    model, run = built("edgenext_small")
+    with pytest.raises(ValueError, match="pre-LN or post-LN"):
+        mma.add_adapter(model, "p", AdapterConfig.pfeiffer())
+    assert not list(iter_sites(model))  # refused before anything was wrapped
+    mma.add_adapter(model, "h", AdapterConfig.houlsby())  # reads the sublayer outputs only: fine
+    with torch.no_grad():
+        assert run(model).isfinite().all()
