@@ -99,6 +99,13 @@ def plan_site(
             f"{site_spec.untapped_residual!r} transforms inside the block's own code (no module outputs it); use "
             "reads='output' for this site (or leave this layer out with AdapterConfig.layers)."
         )
+    if reads in ("residual", "residual_sum") and position is None and family.startswith("auto:"):
+        raise ValueError(
+            f"reads={reads!r} needs the residual stream, but the automatic spec ({where}) found no tap that carries "
+            f"the residual this sublayer is added to in {type(block).__name__} (no LayerNorm before it reads it, and "
+            "the sublayer does not read it itself); use reads='output' (AdapterConfig.houlsby()), or pass spec= "
+            "with TowerSpec.norm_position (mm_adapters.describe(model) prints what was found)."
+        )
     if reads in ("residual", "residual_sum") and position is None:
         raise ValueError(
             f"reads={reads!r} needs to know whether the blocks are pre-LN or post-LN, but {where} has no "
