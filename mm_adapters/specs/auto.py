@@ -354,10 +354,9 @@ def _tower(
     for kinds in ((nn.Linear,), _WEIGHTS):  # sublayers of Linears, else (NCHW blocks) of convolutions too
         sites = _sites(trace, block, kinds)
         attention = next((s for s in sites if s.attention), None)
-        if attention is None and len(sites) >= 2:
-            attention = sites[
-                0
-            ]  # an attention-free token mixer (pooling, LSTM, focal modulation): MetaFormer
+        if attention is None:  # an attention-free token mixer (pooling, LSTM, focal modulation): MetaFormer
+            sites = _residual_chain(trace, block, sites)
+            attention = sites[0] if len(sites) >= 2 else None
         later = [s for s in sites[sites.index(attention) + 1 :] if not s.attention] if attention else []
         if attention is not None and later:
             return _tower_of(trace, path, block, attention, later[-1], block_types)
@@ -397,6 +396,18 @@ def _tower_of(
         layers=path, attn=specs[0], ffn=specs[1], norm_position=position, block_types=block_types,
         channels_first=bool(specs[1].channels_first), hidden_size=specs[1].hidden_size,
     )  # fmt: skip
+
+
+def _residual_chain(trace: _Trace, block: nn.Module, sites: list[_Site]) -> list[_Site]:
+    """The sites whose residual is the block's stream: its input, then each kept site's sum (not the adds inside a
+    sublayer, such as FocalNet's gated context sum)."""
+    stream = _views_of(trace, trace.calls[id(block)].input_id)
+    kept = []
+    for site in sites:
+        if _views_of(trace, site.residual) & stream:
+            kept.append(site)
+            stream |= _views_of(trace, site.add_output)
+    return kept
 
 
 def _stream_is_residual(trace: _Trace, block: nn.Module, norm: str | None, site: _Site) -> bool:
