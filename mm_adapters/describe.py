@@ -29,6 +29,10 @@ def describe(model: nn.Module, spec: BackboneSpec | None = None, *, show: bool =
                 for label, value in (("input", site.input), ("norm", site.norm))
                 if value
             )
+            if tower.channels_first_of(first, site):
+                extra += ", channels first (NCHW)"
+            if site.reads_stream:
+                extra += ", reads the stream itself"
             lines.append(f"    {kind}: {matching_path(first, site.output)} ({type(module).__name__}){extra}")
     lines += [f"  note: {note}" for note in spec.notes]
     text = "\n".join(lines)

@@ -44,7 +44,14 @@ def main() -> None:
     args = parser.parse_args()
     from .describe import describe
 
-    describe(build(args.model).eval())
+    try:
+        model = build(args.model)
+    except Exception as error:  # noqa: BLE001  (timm, open_clip and transformers each raise their own kind)
+        raise SystemExit(
+            f"Cannot build {args.model!r}: {type(error).__name__}: {error}. Names are timm:NAME (timm.list_models()), "
+            "open_clip:NAME (open_clip.list_models()), hf:MODEL_TYPE (e.g. hf:dinov2) or a save_pretrained folder."
+        ) from None
+    describe(model.eval())
 
 
 if __name__ == "__main__":

@@ -95,3 +95,19 @@ def test_a_block_whose_ffn_residual_is_not_its_stream_refuses_stream_placements(
     mma.add_adapter(model, "h", AdapterConfig.houlsby())  # reads the sublayer outputs only: fine
     with torch.no_grad():
         assert run(model).isfinite().all()
+
+
+def test_inspect_names_an_unknown_model_and_the_accepted_forms(monkeypatch):
+    from mm_adapters import inspect as inspect_command
+
+    monkeypatch.setattr("sys.argv", ["inspect", "timm:no_such_model"])
+    with pytest.raises(
+        SystemExit, match=r"Cannot build 'timm:no_such_model'.*timm:NAME.*open_clip:NAME.*hf:MODEL_TYPE"
+    ):
+        inspect_command.main()
+
+
+def test_describe_shows_the_layout_of_nchw_sites(built):
+    model, _ = built("fastvit_sa24")
+    text = mma.describe(model, show=False)
+    assert "channels first (NCHW)" in text and "reads the stream itself" in text

@@ -625,8 +625,9 @@ def auto_spec(model: nn.Module, run: Callable[[nn.Module], object] | None = None
         "mm_adapters: automatic spec for %s: %s",
         type(model).__name__,
         "; ".join(
-            f"{name}={t.layers} ({len(resolve_path(model, t.layers))} blocks, attn={t.attn.output}, "
-            f"ffn={t.ffn.output}, norm={t.norm_position})"
+            f"{name}={t.layers}{'[' + ','.join(t.block_types) + ']' if t.block_types else ''} "
+            f"({len(tower_blocks(model, t))} blocks, attn={t.attn.output}, ffn={t.ffn.output}, "
+            f"norm={t.norm_position}{', NCHW' if t.channels_first else ''})"
             for name, t in towers.items()
         ),
     )
