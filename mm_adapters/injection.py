@@ -44,22 +44,17 @@ def add_adapter(
     if not has_sites(model):
         for parameter in model.parameters():
             parameter.requires_grad_(False)
-    for tower_name in towers:
-        tower = state.spec.towers[tower_name]
-        layers = tower_blocks(model, tower)
-        for index in config.layer_indices(len(layers)):
-            block = layers[index]
-            for site_name, site_spec in tower.sites(block).items():
-                if site_name not in config.sites:
-                    continue
-                # stages of Swin-like models differ in width, and so may a block's sites (MViT)
-                hidden_size = site_hidden_size(block, tower, site_name)
-                site = _site_for(block, tower, site_spec, tower_name, index, site_name, hidden_size)
-                if config.reads != "output":
-                    _place(block, tower, site_spec, site, config.reads, state.spec.family)
-                adapter = BottleneckAdapter(hidden_size, config)
-                adapter.to(device=_device_of(site.base_layer))
-                site.add(name, adapter)
+    for tower_name, tower, index, block, site_name, site_spec in _selected_sites(
+        model, state.spec, towers, config
+    ):
+        # stages of Swin-like models differ in width, and so may a block's sites (MViT)
+        hidden_size = site_hidden_size(block, tower, site_name)
+        site = _site_for(block, tower, site_spec, tower_name, index, site_name, hidden_size)
+        if config.reads != "output":
+            _place(block, tower, site_spec, site, config.reads, state.spec.family)
+        adapter = BottleneckAdapter(hidden_size, config)
+        adapter.to(device=_device_of(site.base_layer))
+        site.add(name, adapter)
     state.configs[name] = config
     if set_active:
         set_active_adapters(model, name)
@@ -188,20 +183,25 @@ def _check_placements(model: nn.Module, spec: BackboneSpec, towers: list[str], c
     its own code) in any selected layer, before anything is wrapped."""
     if config.reads == "output":
         return
+    for tower_name, tower, index, block, site_name, site_spec in _selected_sites(model, spec, towers, config):
+        try:
+            plan_site(tower, site_spec, block, config.reads, family=spec.family, site_name=site_name)
+        except ValueError as error:
+            raise ValueError(
+                f"Tower {tower_name!r} layer {index} ({type(block).__name__}): {error}"
+            ) from None
+
+
+def _selected_sites(model: nn.Module, spec: BackboneSpec, towers: list[str], config: AdapterConfig):
+    """(tower name, tower, layer index, block, site name, site spec) of every site ``config`` adapts, in order."""
     for tower_name in towers:
         tower = spec.towers[tower_name]
         layers = tower_blocks(model, tower)
         for index in config.layer_indices(len(layers)):
             block = layers[index]
             for site_name, site_spec in tower.sites(block).items():
-                if site_name not in config.sites:
-                    continue
-                try:
-                    plan_site(tower, site_spec, block, config.reads, family=spec.family, site_name=site_name)
-                except ValueError as error:
-                    raise ValueError(
-                        f"Tower {tower_name!r} layer {index} ({type(block).__name__}): {error}"
-                    ) from None
+                if site_name in config.sites:
+                    yield tower_name, tower, index, block, site_name, site_spec
 
 
 def _place(layer: nn.Module, tower, site_spec, site: AdapterSite, reads: str, family: str) -> None:

@@ -3,40 +3,21 @@ NCHW blocks whose sublayers are convolutions (FastViT, LeViT-conv), transformer 
 stages (EfficientFormer, NextViT), a token attention of another layout and width than its NCHW block (NextViT), an
 attention-free token mixer (Sequencer's LSTM), and a block whose FFN residual no tap can see (EdgeNeXt: refused)."""
 
-import copy
-import logging
-
 import pytest
 import torch
 
 import mm_adapters as mma
 from mm_adapters import AdapterConfig
-from mm_adapters.coverage import Result, check_model, named_candidate
+from mm_adapters.coverage import Result, check_model
 from mm_adapters.specs import detect_spec, tower_blocks
 from mm_adapters.state import iter_sites
 
-
-@pytest.fixture(scope="module")
-def built():
-    cache = {}
-
-    def get(name: str):
-        if name not in cache:
-            candidate = named_candidate("timm", name)
-            cache[name] = (candidate.build(), candidate.run)
-        model, run = cache[name]
-        return copy.deepcopy(model), run
-
-    return get
+pytestmark = pytest.mark.usefixtures("quiet_auto_spec")
 
 
-@pytest.fixture(autouse=True)
-def _quiet():
-    logger = logging.getLogger("mm_adapters")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    yield
-    logger.setLevel(level)
+@pytest.fixture
+def built(sweep_timm):
+    return sweep_timm
 
 
 @pytest.mark.parametrize("name", ["fastvit_sa24", "levit_conv_192", "efficientformer_l1", "nextvit_small"])

@@ -3,42 +3,22 @@ them): LeViT's res-post blocks with no norm, TinyViT's norms inside its sublayer
 pairs, MobileViT's transformers inside some stages only. Each passes the sweep's check (all three presets with no
 ``spec=``: identity at init, gradients only in the adapters, Houlsby in every layer of every tower)."""
 
-import copy
-import logging
-
 import pytest
 import torch
 from torch import nn
 
 import mm_adapters as mma
 from mm_adapters import AdapterConfig
-from mm_adapters.coverage import Result, check_model, named_candidate
+from mm_adapters.coverage import Result, check_model
 from mm_adapters.specs import tower_blocks
 from mm_adapters.state import get_state, iter_sites
 
-
-@pytest.fixture(scope="module")
-def built():
-    """Each model built once (shrunk by the sweep's builder); tests take copies."""
-    cache = {}
-
-    def get(name: str):
-        if name not in cache:
-            candidate = named_candidate("timm", name)
-            cache[name] = (candidate.build(), candidate.run)
-        model, run = cache[name]
-        return copy.deepcopy(model), run
-
-    return get
+pytestmark = pytest.mark.usefixtures("quiet_auto_spec")
 
 
-@pytest.fixture(autouse=True)
-def _quiet_auto_spec_log():
-    logger = logging.getLogger("mm_adapters")
-    level = logger.level
-    logger.setLevel(logging.ERROR)  # every detect_spec logs the spec it found
-    yield
-    logger.setLevel(level)
+@pytest.fixture
+def built(sweep_timm):
+    return sweep_timm
 
 
 def _towers(model: nn.Module) -> dict[str, tuple[str, list[str], str | None, tuple]]:
