@@ -1,142 +1,16 @@
-"""An automatic spec for a model no family covers, found by tracing one forward on a tiny input.
-
-1. Every ``nn.ModuleList`` / ``nn.Sequential`` of blocks of one class is a candidate block list.
-2. One forward runs under a ``TorchFunctionMode`` that records which tensors each op made from which, with forward
-   hooks naming the modules that produced them. In the first block of a list, a *residual add* adds two tensors of
-   the block's hidden shape; walking back from each operand to the nearest module output (of a module holding a
-   ``Linear``) gives the sublayer that feeds it. A sublayer whose forward ran softmax or scaled-dot-product
-   attention is the attention; the last other one is the FFN. A module a fused kernel bypasses
-   (``nn.MultiheadAttention.out_proj``) never runs as a module, so it is never found.
-3. LayerNorms are read from the same trace: one whose output is the sublayer's input makes the block pre-LN, one
-   that takes the residual add's output makes it post-LN; an FFN that reads the stream itself (no LayerNorm before
-   it) makes it res-post-norm, with the LayerNorm that takes each sublayer's output, if any, as that site's norm.
-4. The candidate spec is checked on a copy of the model with probe adapters (zero-initialised bottlenecks) on its
-   sites: output unchanged, every site called, every probe parameter gets a gradient. Lists that pass are the towers.
-"""
+"""The towers of a traced model: block lists, the attention and FFN sublayers feeding each block's residual adds,
+their LayerNorms (pre-LN, post-LN, res-post-norm), layout (NCHW) and widths."""
 
 from __future__ import annotations
 
-import copy
-import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.overrides import TorchFunctionMode
 
-from .base import BackboneSpec, SiteSpec, TowerSpec, resolve_path, tower_blocks
-
-logger = logging.getLogger("mm_adapters")
-
-_ATTENTION_OPS = {
-    F.scaled_dot_product_attention, F.softmax, torch.softmax, torch.Tensor.softmax, F.multi_head_attention_forward,
-}  # fmt: skip
-_ADD_OPS = {torch.add, torch.Tensor.add, torch.Tensor.__add__, torch.Tensor.__radd__, torch.Tensor.__iadd__}
-_ADD_OPS.add(torch.Tensor.add_)
-
-
-class NoAutoSpec(ValueError):
-    """The automatic spec found no block list that passes its checks (the message says what it found)."""
-
-
-@dataclass
-class _Call:
-    module: nn.Module
-    input_id: int | None
-    output_id: int | None = None
-    start: int = 0
-    end: int = 0
-
-
-@dataclass
-class _Trace:
-    parents: dict[int, list[int]] = field(default_factory=dict)
-    adds: list[tuple[int, int, int, int, tuple]] = field(default_factory=list)
-    """(sequence, output id, operand ids..., shape) of every two-tensor add."""
-    calls: dict[int, _Call] = field(default_factory=dict)
-    """First call of each module, by module id."""
-    producers: dict[int, list[nn.Module]] = field(default_factory=dict)
-    """Tensor id -> modules whose (first) output it is, innermost first."""
-    keep: list = field(default_factory=list)
-    stack: list[_Call] = field(default_factory=list)
-    attention_steps: list[int] = field(default_factory=list)
-    step: int = 0
-
-
-def _tensors(value) -> list[torch.Tensor]:
-    if isinstance(value, torch.Tensor):
-        return [value]
-    if isinstance(value, (tuple, list)):
-        return [t for item in value for t in _tensors(item)]
-    if isinstance(value, dict):
-        return [t for item in value.values() for t in _tensors(item)]
-    return []
-
-
-def _first(value) -> torch.Tensor | None:
-    found = _tensors(value)
-    return found[0] if found else None
-
-
-class _Recorder(TorchFunctionMode):
-    def __init__(self, trace: _Trace) -> None:
-        super().__init__()
-        self.trace = trace
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        trace = self.trace
-        trace.step += 1
-        inputs, outputs = _tensors((args, kwargs or {})), _tensors(out)
-        for tensor in outputs:
-            trace.parents.setdefault(id(tensor), [id(t) for t in inputs if t is not tensor])
-        trace.keep.extend(inputs + outputs)
-        if func in _ATTENTION_OPS:
-            trace.attention_steps.append(trace.step)
-        if func in _ADD_OPS and len(args) >= 2 and all(isinstance(a, torch.Tensor) for a in args[:2]):
-            a, b = args[0], args[1]
-            if a.shape == b.shape and not isinstance(a, nn.Parameter) and not isinstance(b, nn.Parameter):
-                trace.adds.append((trace.step, id(out), id(a), id(b), tuple(a.shape)))
-        return out
-
-
-def trace_forward(model: nn.Module, run: Callable[[nn.Module], object]) -> _Trace:
-    """Run ``run(model)`` once, recording tensor lineage, module calls and adds."""
-    trace = _Trace()
-    handles = []
-
-    def pre(module, args, kwargs):
-        first = _first((args, kwargs))
-        call = _Call(module, id(first) if first is not None else None, start=trace.step)
-        trace.stack.append(call)
-        if id(module) not in trace.calls:
-            trace.calls[id(module)] = call
-        if first is not None:
-            trace.keep.append(first)
-
-    def post(module, args, kwargs, output):
-        call = trace.stack.pop()
-        call.end = trace.step
-        first = _first(output)
-        if first is not None and trace.calls.get(id(module)) is call:
-            call.output_id = id(first)
-            trace.producers.setdefault(id(first), []).append(module)
-            trace.keep.append(first)
-
-    for module in model.modules():
-        handles.append(module.register_forward_pre_hook(pre, with_kwargs=True))
-        handles.append(module.register_forward_hook(post, with_kwargs=True))
-    try:
-        with torch.no_grad(), _Recorder(trace):
-            run(model)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return trace
-
+from ..base import SiteSpec, TowerSpec, resolve_path, tower_blocks
+from .trace import Trace, trace_forward, views_of
 
 _WEIGHTS = (nn.Linear, nn.Conv1d, nn.Conv2d)
 
@@ -210,7 +84,7 @@ class _Site:
     """Shape of the sublayer module's output."""
 
 
-def _sites(trace: _Trace, block: nn.Module, kinds: tuple[type, ...] = (nn.Linear,)) -> list[_Site]:
+def _sites(trace: Trace, block: nn.Module, kinds: tuple[type, ...] = (nn.Linear,)) -> list[_Site]:
     """The block's residual sublayers in order: for each residual add, the outermost module holding one of ``kinds``
     whose output feeds it."""
     call = trace.calls.get(id(block))
@@ -256,7 +130,7 @@ def _sites(trace: _Trace, block: nn.Module, kinds: tuple[type, ...] = (nn.Linear
 
 
 def _walk_back(
-    trace: _Trace,
+    trace: Trace,
     start: int,
     names: dict[int, str],
     stops: set[int],
@@ -280,15 +154,15 @@ def _walk_back(
     return None
 
 
-def _norm_names(trace: _Trace, block: nn.Module) -> dict[int, str]:
+def _norm_names(trace: Trace, block: nn.Module) -> dict[int, str]:
     return {id(m): n for n, m in block.named_modules() if n and _is_norm(m) and id(m) in trace.calls}
 
 
-def _norm_taking(trace: _Trace, norms: dict[int, str], tensor: int) -> str | None:
+def _norm_taking(trace: Trace, norms: dict[int, str], tensor: int) -> str | None:
     return next((n for key, n in norms.items() if trace.calls[key].input_id == tensor), None)
 
 
-def _norm_feeding(trace: _Trace, norms: dict[int, str], site: _Site, stops: set[int]) -> str | None:
+def _norm_feeding(trace: Trace, norms: dict[int, str], site: _Site, stops: set[int]) -> str | None:
     """The LayerNorm whose output reaches the site's input (through reshapes, windows, ...)."""
     frontier, seen = [site.module_input], set()
     stops = stops | {
@@ -307,7 +181,7 @@ def _norm_feeding(trace: _Trace, norms: dict[int, str], site: _Site, stops: set[
 
 
 def _norm_layout(
-    trace: _Trace, block: nn.Module, attn: _Site, ffn: _Site
+    trace: Trace, block: nn.Module, attn: _Site, ffn: _Site
 ) -> tuple[str | None, list[str | None]]:
     """Post-LN when a LayerNorm of the block takes the FFN's residual sum; pre-LN when LayerNorms feed both
     sublayers and nothing in the block normalises the FFN's sum; res-post-norm when the FFN reads the stream itself
@@ -332,11 +206,11 @@ def _norm_layout(
     return None, found
 
 
-def _output_of(trace: _Trace, block: nn.Module, site: _Site) -> int | None:
+def _output_of(trace: Trace, block: nn.Module, site: _Site) -> int | None:
     return trace.calls[id(resolve_path(block, site.path))].output_id
 
 
-def _input_path(trace: _Trace, block: nn.Module, site: _Site) -> str | None:
+def _input_path(trace: Trace, block: nn.Module, site: _Site) -> str | None:
     """The outermost module of the block that takes the residual stream as its first input (post-LN taps there)."""
     matches = [
         name
@@ -348,7 +222,7 @@ def _input_path(trace: _Trace, block: nn.Module, site: _Site) -> str | None:
 
 
 def _tower(
-    trace: _Trace, path: str, blocks: list[nn.Module], block_types: tuple[str, ...] = ()
+    trace: Trace, path: str, blocks: list[nn.Module], block_types: tuple[str, ...] = ()
 ) -> TowerSpec | None:
     block = blocks[0]
     for kinds in ((nn.Linear,), _WEIGHTS):  # sublayers of Linears, else (NCHW blocks) of convolutions too
@@ -364,7 +238,7 @@ def _tower(
 
 
 def _tower_of(
-    trace: _Trace, path: str, block: nn.Module, attention: _Site, ffn: _Site, block_types: tuple[str, ...]
+    trace: Trace, path: str, block: nn.Module, attention: _Site, ffn: _Site, block_types: tuple[str, ...]
 ) -> TowerSpec:
     position, norms = _norm_layout(trace, block, attention, ffn)
     reads_stream = [False, False]
@@ -398,33 +272,23 @@ def _tower_of(
     )  # fmt: skip
 
 
-def _residual_chain(trace: _Trace, block: nn.Module, sites: list[_Site]) -> list[_Site]:
+def _residual_chain(trace: Trace, block: nn.Module, sites: list[_Site]) -> list[_Site]:
     """The sites whose residual is the block's stream: its input, then each kept site's sum (not the adds inside a
     sublayer, such as FocalNet's gated context sum)."""
-    stream = _views_of(trace, trace.calls[id(block)].input_id)
+    stream = views_of(trace, trace.calls[id(block)].input_id)
     kept = []
     for site in sites:
-        if _views_of(trace, site.residual) & stream:
+        if views_of(trace, site.residual) & stream:
             kept.append(site)
-            stream |= _views_of(trace, site.add_output)
+            stream |= views_of(trace, site.add_output)
     return kept
 
 
-def _stream_is_residual(trace: _Trace, block: nn.Module, norm: str | None, site: _Site) -> bool:
+def _stream_is_residual(trace: Trace, block: nn.Module, norm: str | None, site: _Site) -> bool:
     """Whether the tensor a pre-LN site's stream tap sees (its LayerNorm's input, or the sublayer's own input) is the
     residual its output is added to, up to reshapes and views."""
     tapped = trace.calls[id(resolve_path(block, norm))].input_id if norm else site.module_input
-    return _views_of(trace, tapped) & _views_of(trace, site.residual) != set()
-
-
-def _views_of(trace: _Trace, tensor: int | None, steps: int = 8) -> set[int]:
-    """``tensor`` and the tensors it was made from by one-input ops (view, reshape, permute), nearest first."""
-    found = set()
-    while tensor is not None and len(found) < steps:
-        found.add(tensor)
-        parents = trace.parents.get(tensor, [])
-        tensor = parents[0] if len(parents) == 1 else None
-    return found
+    return views_of(trace, tapped) & views_of(trace, site.residual) != set()
 
 
 def _width_path(block: nn.Module, site: _Site, channels_first: bool) -> str:
@@ -496,139 +360,3 @@ def find_towers(model: nn.Module, run: Callable[[nn.Module], object]) -> dict[st
     found = _grouped(model, found)
     towers = [tower for _, tower in found]
     return dict(zip(_tower_names(towers), towers, strict=True))
-
-
-# -- checking a candidate spec with probe adapters -----------------------------------------------------------------
-class _Probe(nn.Module):
-    """A zero-initialised bottleneck added to a site's output by a forward hook (built at the first call, at the
-    width of the output it sees)."""
-
-    def __init__(self, channels_first: bool = False) -> None:
-        super().__init__()
-        self.down: nn.Linear | None = None
-        self.up: nn.Linear | None = None
-        self.calls = 0
-        self.channels_first = channels_first
-
-    def hook(self, module, args, output):
-        self.calls += 1
-        hidden = output[0] if isinstance(output, tuple) else output
-        if self.channels_first:
-            adapted = self._adapted(hidden.movedim(1, -1)).movedim(-1, 1)
-        else:
-            adapted = self._adapted(hidden)
-        return (adapted, *output[1:]) if isinstance(output, tuple) else adapted
-
-    def _adapted(self, hidden: torch.Tensor) -> torch.Tensor:
-        if self.down is None:
-            width = hidden.shape[-1]
-            self.down, self.up = nn.Linear(width, 4), nn.Linear(4, width)
-            nn.init.zeros_(self.up.weight), nn.init.zeros_(self.up.bias)
-            nn.init.constant_(
-                self.down.bias, 0.1
-            )  # tiny random models have tiny activations: keep ReLU alive
-        return hidden + self.up(torch.relu(self.down(hidden.to(self.down.weight.dtype)))).to(hidden.dtype)
-
-
-def verify(model: nn.Module, towers: dict[str, TowerSpec], run: Callable[[nn.Module], object]) -> str | None:
-    """None when probe adapters on every site keep the output at init, are all called and all get a gradient;
-    else what failed."""
-    model = copy.deepcopy(model).requires_grad_(False)
-    with torch.no_grad():
-        reference = _first(run(model)).float()
-    probes = []
-    for tower_name, tower in towers.items():
-        for index, block in enumerate(tower_blocks(model, tower)):
-            for kind, site in tower.sites(block).items():
-                module = resolve_path(block, site.output)
-                probe = _Probe(tower.channels_first_of(block, site))
-                module.register_forward_hook(probe.hook)
-                probes.append((f"{tower_name} layer {index} {kind} ({site.output})", probe))
-    with torch.no_grad():
-        difference = (_first(run(model)).float() - reference).abs().max().item()
-    if not difference <= 1e-5:
-        return f"probe adapters change the output at init by {difference:.1e}"
-    silent = [name for name, probe in probes if probe.calls == 0]
-    if silent:
-        return f"sites never called: {silent[:3]}"
-    for _, probe in probes:
-        nn.init.normal_(probe.up.weight, std=0.1)
-    output = _first(run(model)).float()
-    (output * torch.randn(output.shape, generator=torch.Generator().manual_seed(0))).sum().backward()
-    dead = [
-        name for name, probe in probes if probe.down.weight.grad is None or not probe.down.weight.grad.any()
-    ]
-    return f"sites that get no gradient: {dead[:3]}" if dead else None
-
-
-# -- tiny inputs -----------------------------------------------------------------------------------------------------
-def example_run(model: nn.Module) -> Callable[[nn.Module], object]:
-    """A forward on a tiny batch built from the model's own config (Hugging Face) or data config (timm)."""
-    config = getattr(model, "config", None)
-    name = getattr(model, "main_input_name", None)
-    generator = torch.Generator().manual_seed(0)
-    if config is not None and name == "input_ids":
-        ids = torch.randint(
-            0, min(int(getattr(config, "vocab_size", 100) or 100), 100), (2, 8), generator=generator
-        )
-        return lambda m: m(input_ids=ids)
-    if config is not None and name == "pixel_values" and hasattr(config, "image_size"):
-        size = config.image_size if isinstance(config.image_size, int) else config.image_size[0]
-        images = torch.randn(2, getattr(config, "num_channels", 3), size, size, generator=generator)
-        return lambda m: m(pixel_values=images)
-    if config is not None and name == "input_values":
-        audio = torch.randn(2, 16_000, generator=generator)
-        return lambda m: m(input_values=audio)
-    data_config = getattr(model, "pretrained_cfg", None)
-    if isinstance(data_config, dict) and "input_size" in data_config:
-        channels, *size = data_config["input_size"]
-        for side in (64, None):  # 64 px where the model takes any size (SAM2's Hiera would trace at 1024)
-            images = torch.randn(2, channels, *([side, side] if side else size), generator=generator)
-
-            def run(m, images=images):
-                return m.forward_features(images) if hasattr(m, "forward_features") else m(images)
-
-            if side is None:
-                return run
-            try:
-                with torch.no_grad():
-                    run(model)
-                return run
-            except Exception:  # noqa: BLE001  (a fixed input size: use it)
-                continue
-    raise NoAutoSpec(
-        "The automatic spec needs one forward on a tiny input, and mm_adapters cannot tell this model's input: "
-        "call mm_adapters.specs.auto_spec(model, run=lambda m: m(example_input)) and pass its result as spec=."
-    )
-
-
-def auto_spec(model: nn.Module, run: Callable[[nn.Module], object] | None = None) -> BackboneSpec:
-    """A spec for ``model`` found by tracing ``run(model)`` (default: a tiny batch from its config), checked with
-    probe adapters; raises ValueError with what it found when no block list passes."""
-    run = run or example_run(model)
-    was_training = model.training
-    model.eval()
-    try:
-        towers = find_towers(model, run)
-        problem = (
-            verify(model, towers, run) if towers else "no block list with an attention and an FFN sublayer"
-        )
-    finally:
-        model.train(was_training)
-    if problem:
-        found = ", ".join(f"{t.layers}: attn={t.attn.output}, ffn={t.ffn.output}" for t in towers.values())
-        raise NoAutoSpec(f"The automatic spec found {found or 'nothing'}, but {problem}.")
-    spec = BackboneSpec(
-        family=f"auto:{type(model).__name__}", class_names=(type(model).__name__,), towers=towers
-    )
-    logger.warning(
-        "mm_adapters: automatic spec for %s: %s",
-        type(model).__name__,
-        "; ".join(
-            f"{name}={t.layers}{'[' + ','.join(t.block_types) + ']' if t.block_types else ''} "
-            f"({len(tower_blocks(model, t))} blocks, attn={t.attn.output}, ffn={t.ffn.output}, "
-            f"norm={t.norm_position}{', NCHW' if t.channels_first else ''})"
-            for name, t in towers.items()
-        ),
-    )
-    return spec
