@@ -49,3 +49,27 @@ def test_checkpointed_layers_give_the_same_gradients_and_save_less():
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
     uncheckpoint_layers(tiny.model)
     assert not any(isinstance(m, CheckpointedLayer) for m in tiny.model.modules())
+
+
+def test_checkpointing_reaches_blocks_gathered_over_stages():
+    """Swin's tower is ``encoder.layers.*.blocks``: a list built from every stage, not one module list."""
+    from tiny_backbones import ALL_FACTORIES
+
+    tiny = ALL_FACTORIES["hf_swin"](0)
+    model = tiny.model
+    add_adapter(model, "a", AdapterConfig.houlsby())
+    batch = tiny.make_batch(0)
+    with torch.no_grad():
+        before = tiny.run(model, batch)
+    blocks = sum(len(stage.blocks) for stage in model.encoder.layers)
+    assert blocks > 1 and checkpoint_layers(model) == blocks
+    assert sum(isinstance(m, CheckpointedLayer) for m in model.modules()) == blocks
+    assert checkpoint_layers(model) == 0  # already wrapped
+    model.train()
+    tiny.run(model, batch).float().pow(2).mean().backward()  # recomputes through the wrapped blocks
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    model.eval()
+    with torch.no_grad():
+        assert torch.equal(tiny.run(model, batch), before)
+    uncheckpoint_layers(model)
+    assert not any(isinstance(m, CheckpointedLayer) for m in model.modules())

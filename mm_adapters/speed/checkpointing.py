@@ -26,18 +26,37 @@ class CheckpointedLayer(_Wrapper):
 
 
 def checkpoint_layers(model: nn.Module) -> int:
-    """Wrap every block that is not part of the frozen prefix in :class:`CheckpointedLayer`; returns how many."""
+    """Wrap every block that is not part of the frozen prefix in :class:`CheckpointedLayer`; returns how many.
+
+    Blocks are replaced in the module that holds them, so towers gathered over stages (Swin's ``layers.*.blocks``)
+    or picked by class (CoAtNet) are checkpointed too."""
+    holders = _holders(model)
     count = 0
     for layers in tower_layer_lists(model).values():
-        for index, layer in enumerate(layers):
-            if not isinstance(layer, (FrozenPrefixLayer, CheckpointedLayer)):
-                layers[index] = CheckpointedLayer(layer)
-                count += 1
+        for layer in list(layers):
+            parent, name = holders[id(layer)]
+            if isinstance(layer, _WRAPPERS) or isinstance(parent, _WRAPPERS):
+                continue
+            setattr(parent, name, CheckpointedLayer(layer))
+            count += 1
     return count
 
 
 def uncheckpoint_layers(model: nn.Module) -> None:
+    holders = _holders(model)
     for layers in tower_layer_lists(model).values():
-        for index, layer in enumerate(layers):
-            if isinstance(layer, CheckpointedLayer):
-                layers[index] = layer.base_layer
+        for layer in list(layers):
+            wrapper = layer if isinstance(layer, CheckpointedLayer) else holders[id(layer)][0]
+            if isinstance(wrapper, CheckpointedLayer):
+                parent, name = holders[id(wrapper)]
+                setattr(parent, name, wrapper.base_layer)
+
+
+_WRAPPERS = (FrozenPrefixLayer, CheckpointedLayer)
+
+
+def _holders(model: nn.Module) -> dict[int, tuple[nn.Module, str]]:
+    """Module id -> (the module holding it, its attribute name there)."""
+    return {
+        id(child): (parent, name) for parent in model.modules() for name, child in parent.named_children()
+    }
