@@ -20,7 +20,9 @@ def built(sweep_timm):
     return sweep_timm
 
 
-@pytest.mark.parametrize("name", ["fastvit_sa24", "levit_conv_192", "efficientformer_l1", "nextvit_small"])
+@pytest.mark.parametrize(
+    "name", ["fastvit_sa24", "levit_conv_192", "efficientformer_l1", "efficientformerv2_s0", "nextvit_small"]
+)
 def test_every_preset_works_with_no_spec(built, name):
     model, run = built(name)
     result = check_model(model, run, Result("timm", name))
@@ -92,3 +94,11 @@ def test_describe_shows_the_layout_of_nchw_sites(built):
     model, _ = built("fastvit_sa24")
     text = mma.describe(model, show=False)
     assert "channels first (NCHW)" in text and "reads the stream itself" in text
+
+
+def test_adds_inside_a_sublayer_are_not_sites(built):
+    """EfficientFormer-V2's attention adds its own biases at the block's width: the residual chain skips them."""
+    model, _ = built("efficientformerv2_s0")
+    spec = detect_spec(model)
+    assert {t.attn.output for t in spec.towers.values()} == {"token_mixer"}
+    assert {t.ffn.output for t in spec.towers.values()} == {"mlp"}

@@ -227,10 +227,16 @@ def _tower(
     block = blocks[0]
     for kinds in ((nn.Linear,), _WEIGHTS):  # sublayers of Linears, else (NCHW blocks) of convolutions too
         sites = _sites(trace, block, kinds)
+        chain = _residual_chain(trace, block, sites)
+        if (
+            len(chain) >= 2
+        ):  # adds inside a sublayer (attention biases, FocalNet's gated context sum) are not sites
+            sites = chain
         attention = next((s for s in sites if s.attention), None)
-        if attention is None:  # an attention-free token mixer (pooling, LSTM, focal modulation): MetaFormer
-            sites = _residual_chain(trace, block, sites)
-            attention = sites[0] if len(sites) >= 2 else None
+        if attention is None and len(sites) >= 2:
+            attention = sites[
+                0
+            ]  # an attention-free token mixer (pooling, LSTM, focal modulation): MetaFormer
         later = [s for s in sites[sites.index(attention) + 1 :] if not s.attention] if attention else []
         if attention is not None and later:
             return _tower_of(trace, path, block, attention, later[-1], block_types)
@@ -276,11 +282,16 @@ def _residual_chain(trace: Trace, block: nn.Module, sites: list[_Site]) -> list[
     """The sites whose residual is the block's stream: its input, then each kept site's sum (not the adds inside a
     sublayer, such as FocalNet's gated context sum)."""
     stream = views_of(trace, trace.calls[id(block)].input_id)
+    norms = [trace.calls[key] for key in _norm_names(trace, block)]
     kept = []
     for site in sites:
         if views_of(trace, site.residual) & stream:
             kept.append(site)
             stream |= views_of(trace, site.add_output)
+            # a post-LN block's next residual is this sum normalised
+            stream |= {
+                n for call in norms if call.input_id in stream for n in views_of(trace, call.output_id)
+            }
     return kept
 
 
