@@ -25,7 +25,6 @@ from mm_adapters.data import (
     label_names,
     load_audio_csv,
 )
-from mm_adapters.lightning import ClassificationModule
 
 BUNDLED = "bundled:fsdd-speakers"
 
@@ -52,16 +51,7 @@ def load_data(config: Config, backbone: Backbone) -> tuple[AdapterDataModule, li
 
 
 def main(argv: list[str] | None = None) -> dict:
-    run = runner.start(Config, load_data, argv, adapter="digits")
-    datamodule, names = run.data
-    config = run.config
-    module = ClassificationModule(
-        run.backbone, len(names), lr=config.lr, warmup_steps=config.warmup_steps, class_names=names,
-        prefix_cache=config.prefix_cache,
-    )  # fmt: skip
-    trainer = run.trainer()
-    run.fit(trainer, module, datamodule)
-    return run.write(run.evaluate(trainer, module, datamodule))
+    return runner.train_classifier(Config, load_data, argv, adapter="digits")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ from mm_adapters.data import (
     load_hub_or_local,
     shared_class_labels,
 )
-from mm_adapters.lightning import ClassificationModule
 
 SPLITS = {"train": "train", "val": "test"}
 
@@ -53,16 +52,7 @@ def load_data(config: Config, backbone: Backbone) -> tuple[AdapterDataModule, li
 
 
 def main(argv: list[str] | None = None) -> dict:
-    run = runner.start(Config, load_data, argv, adapter="cifar10")
-    datamodule, names = run.data
-    config = run.config
-    module = ClassificationModule(
-        run.backbone, len(names), lr=config.lr, warmup_steps=config.warmup_steps, class_names=names,
-        prefix_cache=config.prefix_cache,
-    )  # fmt: skip
-    trainer = run.trainer()
-    run.fit(trainer, module, datamodule)
-    return run.write(run.evaluate(trainer, module, datamodule))
+    return runner.train_classifier(Config, load_data, argv, adapter="cifar10")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ from mm_adapters.data import (
     load_hub_or_local,
     shared_class_labels,
 )
-from mm_adapters.lightning import ClassificationModule
 
 HUB_SPLITS, HUB_AUDIO, HUB_LABEL = ("train", "test"), "audio", "accent"
 
@@ -69,16 +68,7 @@ def load_data(config: Config, backbone: Backbone) -> tuple[AdapterDataModule, li
 
 
 def main(argv: list[str] | None = None) -> dict:
-    run = runner.start(Config, load_data, argv, adapter="accent")
-    datamodule, names = run.data
-    config = run.config
-    module = ClassificationModule(
-        run.backbone, len(names), lr=config.lr, warmup_steps=config.warmup_steps, class_names=names,
-        prefix_cache=config.prefix_cache,
-    )  # fmt: skip
-    trainer = run.trainer()
-    run.fit(trainer, module, datamodule)
-    return run.write(run.evaluate(trainer, module, datamodule))
+    return runner.train_classifier(Config, load_data, argv, adapter="accent")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 one run's Trainer, fit and outputs. See ``recipes/`` for the recipes built on it and ``run.py`` for the shape of one.
 """
 
+from .classify import train_classifier
 from .cli import banner, dump_config, parse_config, resolve_config
 from .config import (
     PRESET_NAMES,
@@ -50,4 +51,5 @@ __all__ = [
     "resolve_config",
     "resolve_precision",
     "start",
+    "train_classifier",
 ]
