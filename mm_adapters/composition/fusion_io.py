@@ -101,12 +101,28 @@ def load_fusion(
         )
     _check_signature(model, document["backbone"], folder)
     tensors = _read_tensors(folder / WEIGHTS_FILE)
+    hint = "does not fit the fused adapters' sites (were the adapters loaded with other configs?)"
+    then = (lambda: _load_head(head, folder)) if head is not None else None
+    return install_fusion(model, adapters, name, tensors, folder / WEIGHTS_FILE, hint, set_active, then)
+
+
+def install_fusion(
+    model: nn.Module,
+    adapters: list[str],
+    name: str,
+    tensors: dict,
+    path: Path,
+    hint: str,
+    set_active: bool,
+    then=None,
+) -> str:
+    """Add fusion ``name`` over ``adapters`` with the loaded ``tensors`` (and run ``then``, e.g. loading a head);
+    on any error the fusion is deleted again, so a failed load leaves the model as it was."""
     add_fusion(model, adapters, name, set_active=False)
     try:
-        hint = "does not fit the fused adapters' sites (were the adapters loaded with other configs?)"
-        copy_checked(site_tensors(model, name, "fusions"), tensors, folder / WEIGHTS_FILE, hint)
-        if head is not None:
-            _load_head(head, folder)
+        copy_checked(site_tensors(model, name, "fusions"), tensors, path, hint)
+        if then is not None:
+            then()
     except Exception:
         delete_fusion(model, name)
         raise

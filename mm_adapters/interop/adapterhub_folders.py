@@ -226,9 +226,7 @@ def load_adapterhub_fusion(
 ) -> str:
     """Load an AdapterHub fusion folder into a model that has the fused adapters (loaded under their AdapterHub
     names); returns the fusion's name (default: the adapter names joined by ``_``)."""
-    from ..composition.activation import activate_composition
-    from ..composition.fuse import Fuse
-    from ..composition.fusion import add_fusion, delete_fusion
+    from ..composition.fusion_io import install_fusion
 
     folder = Path(directory)
     config_path = folder / FUSION_CONFIG_FILE
@@ -261,17 +259,9 @@ def load_adapterhub_fusion(
     if wrong:
         raise AdapterLoadError(f"{weights_path}: holds fusion layers {wrong}, expected {hub_name!r}.")
     ours = {mapping[k]: v for k, v in tensors.items()}
-    add_fusion(model, adapters, name, set_active=False)
-    try:
-        copy_checked(
-            site_tensors(model, name, "fusions"), ours, weights_path, "does not fit the fused adapters"
-        )
-    except Exception:
-        delete_fusion(model, name)
-        raise
-    if set_active:
-        activate_composition(model, Fuse(*adapters, name=name))
-    return name
+    return install_fusion(
+        model, adapters, name, ours, weights_path, "does not fit the fused adapters", set_active
+    )
 
 
 def save_adapterhub_fusion(
