@@ -19,7 +19,7 @@ def register_wrapper(*names: str) -> Callable[[type[Backbone]], type[Backbone]]:
     def register(cls: type[Backbone]) -> type[Backbone]:
         for name in names:
             BACKBONE_WRAPPERS[name] = cls
-        cls.family = cls.family or names[0]
+        cls.family = cls.__dict__.get("family") or names[0]  # its own, not a base wrapper's
         return cls
 
     return register

@@ -34,14 +34,9 @@ class HFViTBackbone(Backbone):
 
 
 @register_wrapper("hf_pooled_vision")
-class HFPooledVisionBackbone(Backbone):
-    """``SwinModel``/``Swinv2Model``: the pooled output (the mean of the last stage), as their classifiers use it."""
-
-    modalities = ("image",)
-
-    @classmethod
-    def default_preprocessing(cls, model: nn.Module) -> Preprocessing:
-        return Preprocessing(image_size=int(model.config.image_size), image_mean=VIT_MEAN, image_std=VIT_STD)
+class HFPooledVisionBackbone(HFViTBackbone):
+    """``SwinModel``/``Swinv2Model``: the pooled output (the mean of the last stage), as their classifiers use it;
+    preprocessed as ViT."""
 
     @property
     def feature_dim(self) -> int:
