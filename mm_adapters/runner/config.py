@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from ..data.local_columns import AUDIO, CAPTION, IMAGE, LABEL, TEXT, TRANSCRIPT, Role
 from ..reliability import STRATEGIES
 
 PRESET_NAMES = ("demo", "full")
@@ -121,55 +122,51 @@ class ClassificationConfig(RecipeConfig):
     linear_probe: bool = option(False, "Train the linear head only, without adapters (a baseline).")
 
 
-def column_option(role: str, names: str) -> Any:
-    """A local-data column option: which table column holds ``role`` (default: the first of ``names`` found)."""
-    return option(None, f"Local data: the table column with the {role} (default: the first of {names}).")
+def column_option(what: str, role: Role) -> Any:
+    """A local-data column option: which table column holds ``what`` (default: the first of the role's candidate
+    names found, as :func:`mm_adapters.data.load_local_data` looks them up)."""
+    names = ", ".join(role.candidates)
+    return option(None, f"Local data: the table column with the {what} (default: the first of {names}).")
 
 
 @dataclass
 class TextColumns:
     """Columns of a local text-classification table."""
 
-    text_column: str | None = column_option("texts", "text, sentence, sentence1, review, content, document")
-    label_column: str | None = column_option(
-        "labels", "label, labels, class, category, target, sentiment, intent"
-    )
+    text_column: str | None = column_option("texts", TEXT)
+    label_column: str | None = column_option("labels", LABEL)
 
 
 @dataclass
 class AudioColumns:
     """Columns of a local audio-classification table."""
 
-    audio_column: str | None = column_option("audio file paths", "file, path, audio, filename, audio_path")
-    label_column: str | None = column_option(
-        "labels", "label, labels, class, category, target, sentiment, intent"
-    )
+    audio_column: str | None = column_option("audio file paths", AUDIO)
+    label_column: str | None = column_option("labels", LABEL)
 
 
 @dataclass
 class TranscriptColumns:
     """Columns of a local speech-recognition table."""
 
-    audio_column: str | None = column_option("audio file paths", "file, path, audio, filename, audio_path")
-    transcript_column: str | None = column_option("transcripts", "transcript, transcription, text, sentence")
+    audio_column: str | None = column_option("audio file paths", AUDIO)
+    transcript_column: str | None = column_option("transcripts", TRANSCRIPT)
 
 
 @dataclass
 class ImageColumns:
     """Columns of a local image-classification table (an image folder needs none)."""
 
-    image_column: str | None = column_option("image file paths", "image, image_path, file, path, filename")
-    label_column: str | None = column_option(
-        "labels", "label, labels, class, category, target, sentiment, intent"
-    )
+    image_column: str | None = column_option("image file paths", IMAGE)
+    label_column: str | None = column_option("labels", LABEL)
 
 
 @dataclass
 class CaptionColumns:
     """Columns of a local image-caption table."""
 
-    image_column: str | None = column_option("image file paths", "image, image_path, file, path, filename")
-    caption_column: str | None = column_option("captions", "caption, text, sentence, description")
+    image_column: str | None = column_option("image file paths", IMAGE)
+    caption_column: str | None = column_option("captions", CAPTION)
 
 
 def parse_layers(text: str) -> str | tuple[int, ...]:
