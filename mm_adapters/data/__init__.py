@@ -27,7 +27,8 @@ from .hub import DatasetUnavailableError, load_hub_or_local
 from .images import ImageTransform, check_image_folder, load_image_folder, to_rgb
 from .indexed import IndexedDataset
 from .labels import check_label_range, encode_labels, label_names, shared_class_labels, to_class_labels
-from .local import LocalData, folder_fingerprint, load_local_data
+from .local import LocalData, load_local_data
+from .local_fingerprint import folder_fingerprint
 from .local_layout import LAYOUT as LOCAL_DATA_LAYOUT
 from .padding import pad_label_sequences, pad_waveforms
 from .tables import read_table

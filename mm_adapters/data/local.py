@@ -11,8 +11,6 @@ The layout is described in :data:`mm_adapters.data.local_layout.LAYOUT`. Every p
 
 from __future__ import annotations
 
-import hashlib
-import json
 import random
 from collections import Counter
 from collections.abc import Sequence
@@ -25,7 +23,8 @@ from datasets import ClassLabel, Dataset, Features, Value
 from .errors import LocalDataError
 from .local_checks import Problem, check_media, is_empty, raise_problems
 from .local_columns import pick_columns, task_roles
-from .local_layout import TABLE_EXTENSIONS, Layout, SplitSource, find_layout
+from .local_fingerprint import data_fingerprint
+from .local_layout import Layout, SplitSource, find_layout
 from .local_tables import column_values, read_image_folder, read_table_split, row_location
 from .vocabulary import CharVocabulary
 
@@ -383,37 +382,7 @@ def _fingerprint(
     layout: Layout, splits: Sequence[_Split], roles: Sequence, task: str, val_fraction: float | None, seed: int,
     label_names: Sequence[str] | None, columns: dict[str, str],
 ) -> str:  # fmt: skip
-    digest = hashlib.sha256(folder_fingerprint(layout.root).encode())
     options = {"task": task, "val_fraction": val_fraction, "seed": seed if val_fraction else None,
                "label_names": list(label_names) if label_names else None, "columns": columns}  # fmt: skip
-    digest.update(json.dumps(options, sort_keys=True).encode())
-    media = sorted(
-        {p for split in splits for role in roles if role.kind in MEDIA_KINDS for p in split.values[role.name]}
-    )
-    for path in media:
-        if not Path(path).is_relative_to(layout.root):
-            stat = Path(path).stat()
-            digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()[:16]
-
-
-def folder_fingerprint(path: str | Path) -> str:
-    """A fingerprint of a data folder: the bytes of every table in it and the name, size and modification time of
-    every other file, at any depth; it changes when a row, a table or a media file in the folder changes. For a
-    table given directly: the tables next to it (its folder may hold anything else)."""
-    path = Path(path).expanduser().resolve()
-    root = path.parent if path.is_file() else path
-    files = (
-        [p for p in root.iterdir() if p.suffix.lower() in TABLE_EXTENSIONS]
-        if path.is_file()
-        else root.rglob("*")
-    )
-    digest = hashlib.sha256()
-    for file in sorted(p for p in files if p.is_file() and not p.name.startswith(".")):
-        relative = file.relative_to(root).as_posix()
-        if file.suffix.lower() in TABLE_EXTENSIONS:
-            digest.update(f"{relative}\0".encode() + hashlib.sha256(file.read_bytes()).digest())
-        else:
-            stat = file.stat()
-            digest.update(f"{relative}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()[:16]
+    media = {p for split in splits for role in roles if role.kind in MEDIA_KINDS for p in split.values[role.name]}
+    return data_fingerprint(layout.root, options, media)
