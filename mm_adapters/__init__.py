@@ -1,5 +1,6 @@
 """mm_adapters: bottleneck adapters for frozen ViT, CLIP, Wav2Vec2 and BERT backbones."""
 
+from . import interop  # noqa: F401  (registers AdapterHub's folders as formats)
 from .composition import (
     BatchSplit,
     FeatureAdapter,

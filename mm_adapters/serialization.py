@@ -1,33 +1,59 @@
-"""Saving and loading single adapters: a JSON config and a safetensors file, never the backbone, never pickle."""
+"""Saving and loading single adapters, and the mm_adapters adapter format (a JSON config and a safetensors file,
+never the backbone, never pickle).
+
+:func:`save_adapter` and :func:`load_adapter` ask the format registry (:mod:`mm_adapters.io.registry`): AdapterHub's
+folders register from :mod:`mm_adapters.interop`, so this module names no other format. Folders may be hub ids
+(``"org/name@revision"``, :func:`mm_adapters.io.resolve_folder`).
+
+Format 3 records where the adapter's sites sit (``positions``, see :mod:`mm_adapters.io.signature`); formats 1 and 2
+did not, and load as before.
+"""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .atomic import write_directory_atomically
 from .config import AdapterConfig
 from .errors import AdapterLoadError
 from .injection import add_adapter, delete_adapter, set_active_adapters
+from .io import (
+    ADAPTER_CONFIG_FILE,
+    ADAPTER_WEIGHTS_FILE,
+    HEAD_CONFIG_FILE,
+    HEAD_FILE,
+    LABELS_FILE,
+    TASK_FILE,
+    FileFormat,
+    backbone_signature,
+    check_positions,
+    check_signature,
+    detect_format,
+    format_named,
+    load_head,
+    read_json_object,
+    read_tensors,
+    register_format,
+    resolve_folder,
+    site_positions,
+    without_shared_memory,
+    write_weights_folder,
+)
 from .plugins import shared_adapter_builder
-from .specs.registry import current_family_name
-from .state import backbone_signature, check_name, get_state, iter_sites
+from .state import check_name, get_state, iter_sites
 
-CONFIG_FILE = "adapter_config.json"
-WEIGHTS_FILE = "adapter_model.safetensors"
-HEAD_FILE = "head.safetensors"
-FORMAT = "mm_adapters.adapter/2"
+CONFIG_FILE = ADAPTER_CONFIG_FILE
+WEIGHTS_FILE = ADAPTER_WEIGHTS_FILE
+FORMAT = "mm_adapters.adapter/3"
 # Format 1 (before placements were saved in the config): sequential adapters read the sublayer output, parallel ones
 # the sublayer input, and up-projections started at zero. Those folders load with exactly that math.
 LEGACY_FORMATS = {"mm_adapters.adapter/1": {"sequential": "output", "parallel": "sublayer_input"}}
-_CONFIG_KEYS = {"format", "name", "config", "backbone", "has_head", "share"}
-MAX_CONFIG_BYTES = 1_000_000
+# Format 2: placements in the config, site positions not recorded.
+UNPOSITIONED_FORMATS = ("mm_adapters.adapter/1", "mm_adapters.adapter/2")
+_CONFIG_KEYS = {"format", "name", "config", "backbone", "positions", "has_head", "share"}
 
 
 def site_tensors(model: nn.Module, name: str, kind: str = "adapters") -> dict[str, torch.Tensor]:
@@ -73,62 +99,17 @@ def save_adapter(
     head: nn.Module | None = None,
     overwrite: bool = False,
     format: str = "mm_adapters",
+    **options,
 ) -> Path:
     """Write adapter ``name`` (and optionally a task head) to ``directory``; atomic, and refuses to overwrite
     an existing folder unless ``overwrite=True``. ``format="adapterhub"`` writes an AdapterHub 1.x folder instead
-    (no head; AdapterHub reads it with ``load_adapter(folder, use_safetensors=True)``)."""
-    if format not in ("mm_adapters", "adapterhub"):
-        raise ValueError(f"format must be 'mm_adapters' or 'adapterhub', got {format!r}.")
-    if format == "adapterhub":
-        if head is not None:
-            raise ValueError(
-                "format='adapterhub' writes the adapter only; save the head with format='mm_adapters'."
-            )
-        # imported here, not at the top: the interop package builds on this module
-        from .interop import save_adapterhub_adapter
-
-        return save_adapterhub_adapter(model, name, directory, overwrite=overwrite)
-    state = get_state(model)
-    if name not in state.configs:
-        raise ValueError(f"No adapter named {name!r} on this model; it has {sorted(state.configs)}.")
-    tensors = _without_shared_memory(adapter_state_dict(model, name))
-    document = {
-        "format": FORMAT,
-        "name": name,
-        "config": state.configs[name].to_dict(),
-        "backbone": backbone_signature(model, state.spec),
-        "has_head": head is not None,
-    }
-    if name in state.shared:  # cross-modal adapter: both towers' adapters hold the shared tensors
-        document["share"] = state.shared[name]
-
-    return write_weights_folder(directory, tensors, document, head, overwrite)
-
-
-def write_weights_folder(
-    directory: str | os.PathLike,
-    tensors: dict[str, torch.Tensor],
-    document: dict,
-    head: nn.Module | None,
-    overwrite: bool,
-    *,
-    config_file: str = CONFIG_FILE,
-    weights_file: str = WEIGHTS_FILE,
-) -> Path:
-    """Atomically write ``tensors`` (safetensors), an optional ``head`` and the JSON ``document`` to ``directory``."""
-
-    def fill(folder: Path) -> None:
-        save_file(
-            tensors,
-            str(folder / weights_file),
-            metadata={"format": document["format"], "name": document["name"]},
-        )
-        if head is not None:
-            head_tensors = {k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}
-            save_file(head_tensors, str(folder / HEAD_FILE))
-        (folder / config_file).write_text(json.dumps(document, indent=2))
-
-    return write_directory_atomically(directory, fill, overwrite)
+    (no head), which AdapterHub's ``load_adapter(folder)`` reads with its defaults; ``options`` go to the format
+    (AdapterHub: ``pickled_copy=False`` leaves out the ``pytorch_adapter.bin`` it reads by default)."""
+    try:
+        file_format = format_named("adapter", format)
+    except ValueError as error:
+        raise ValueError(f"format: {error}") from None
+    return file_format.save(model, name, directory, head=head, overwrite=overwrite, **options)
 
 
 def load_adapter(
@@ -138,30 +119,62 @@ def load_adapter(
     *,
     head: nn.Module | None = None,
     set_active: bool = True,
+    strict: bool = True,
 ) -> str:
-    """Load an adapter saved by :func:`save_adapter` (or an AdapterHub 1.x folder) into ``model``; return its name.
+    """Load an adapter folder (ours, an AdapterHub 1.x one, or either by hub id ``"org/name@revision"``) into
+    ``model``; return its name.
 
-    The file is checked against the model (family, hidden size, layer count, tensor names and shapes) before
-    anything is changed; a mismatch raises :class:`AdapterLoadError` saying what differs.
+    The file is checked against the model (family, hidden size, layer count, where its sites sit, tensor names and
+    shapes) before anything is changed; a mismatch raises :class:`AdapterLoadError` saying what differs.
+    ``strict=False`` loads an adapter whose recorded sites moved since it was saved, with a warning.
     """
-    folder = Path(directory)
-    from .interop import (  # the interop package builds on this module
-        is_adapterhub_folder,
-        load_adapterhub_adapter,
+    folder = resolve_folder(directory, "adapter")
+    file_format = detect_format(folder, "adapter")
+    return file_format.load(model, folder, name, head=head, set_active=set_active, strict=strict)
+
+
+def save_mm_adapter(
+    model: nn.Module, name: str, directory: str | os.PathLike, *, head: nn.Module | None, overwrite: bool
+) -> Path:
+    """Our format: ``adapter_config.json`` (config, backbone signature, site positions) + safetensors (+ head)."""
+    state = get_state(model)
+    if name not in state.configs:
+        raise ValueError(f"No adapter named {name!r} on this model; it has {sorted(state.configs)}.")
+    document = {
+        "format": FORMAT,
+        "name": name,
+        "config": state.configs[name].to_dict(),
+        "backbone": backbone_signature(model, state.spec),
+        "positions": site_positions(model, state.spec),
+        "has_head": head is not None,
+    }
+    if name in state.shared:  # cross-modal adapter: both towers' adapters hold the shared tensors
+        document["share"] = state.shared[name]
+    tensors = without_shared_memory(adapter_state_dict(model, name))
+    return write_weights_folder(
+        directory, tensors, document, head, overwrite, config_file=CONFIG_FILE, weights_file=WEIGHTS_FILE
     )
 
-    if folder.is_dir() and is_adapterhub_folder(folder):
-        if head is not None:
-            raise AdapterLoadError(
-                f"{folder} is an AdapterHub folder; load its head with mm_adapters.interop.load_adapterhub_head."
-            )
-        return load_adapterhub_adapter(model, folder, name, set_active=set_active)
+
+def load_mm_adapter(
+    model: nn.Module,
+    folder: Path,
+    name: str | None,
+    *,
+    head: nn.Module | None,
+    set_active: bool,
+    strict: bool,
+) -> str:
+    """Load a folder :func:`save_mm_adapter` wrote (any format version)."""
     document = read_adapter_config(folder)
     name = check_name(name if name is not None else document["name"])
     config = config_from_document(document)
-    _check_signature(model, document["backbone"], folder)
-    tensors = _read_tensors(folder / WEIGHTS_FILE)
-    previously_active = get_state(model, create=True).setup
+    spec = get_state(model, create=True).spec
+    check_signature(model, spec, document["backbone"], folder)
+    if "positions" in document:
+        check_positions(model, spec, document["positions"], folder, strict=strict)
+    tensors = read_tensors(folder / WEIGHTS_FILE)
+    previously_active = get_state(model).setup
     if document.get("share") is None:
         add_adapter(model, name, config, set_active=False)
     else:  # towers share parameters: rebuilt by the builder registered for that share mode
@@ -173,37 +186,19 @@ def load_adapter(
     try:
         copy_checked(site_tensors(model, name), tensors, folder / WEIGHTS_FILE, "does not match its config")
         if head is not None:
-            _load_head(head, folder)
+            load_head(head, folder)
     except Exception:
         delete_adapter(model, name)
         raise
-    if set_active:
-        set_active_adapters(model, name)
-    else:
-        set_active_adapters(model, previously_active)
+    set_active_adapters(model, name if set_active else previously_active)
     return name
-
-
-def read_json_object(path: Path, kind: str) -> dict:
-    """Parse a config JSON written by mm_adapters (size-checked, must be an object); ``kind`` names what it
-    belongs to in the error message."""
-    check_config_size(path)
-    try:
-        document = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
-        raise AdapterLoadError(
-            f"{path} is not valid JSON ({error}); the file is corrupt, save the {kind} again."
-        ) from error
-    if not isinstance(document, dict):
-        raise AdapterLoadError(f"{path} must hold a JSON object.")
-    return document
 
 
 def read_adapter_config(folder: Path) -> dict:
     """Parse and sanity-check ``adapter_config.json`` in ``folder``."""
     if not folder.is_dir():
         raise AdapterLoadError(
-            f"Adapter folder {folder} does not exist; pass the folder that save_adapter wrote."
+            f"Adapter folder {folder} does not exist; pass the folder that save_adapter wrote (or a hub id)."
         )
     config_path = folder / CONFIG_FILE
     if not config_path.is_file():
@@ -213,12 +208,16 @@ def read_adapter_config(folder: Path) -> dict:
     document = read_json_object(config_path, "adapter")
     unknown = sorted(set(document) - _CONFIG_KEYS)
     missing = sorted({"format", "name", "config", "backbone"} - set(document))
+    if document.get("format") == FORMAT and "positions" not in document:
+        missing.append("positions")
+    if document.get("format") in UNPOSITIONED_FORMATS and "positions" in document:
+        unknown.append("positions")
     if unknown or missing:
         raise AdapterLoadError(f"{config_path}: unknown keys {unknown}, missing keys {missing}.")
-    if document["format"] != FORMAT and document["format"] not in LEGACY_FORMATS:
+    if document["format"] != FORMAT and document["format"] not in UNPOSITIONED_FORMATS:
         raise AdapterLoadError(
             f"{config_path}: format {document['format']!r} is not {FORMAT!r} (or an older "
-            f"{sorted(LEGACY_FORMATS)}); it was written by a newer mm_adapters, upgrade to load it."
+            f"{list(UNPOSITIONED_FORMATS)}); it was written by a newer mm_adapters, upgrade to load it."
         )
     if not isinstance(document["config"], dict):
         raise AdapterLoadError(f"{config_path}: 'config' must be a JSON object.")
@@ -243,68 +242,18 @@ def config_from_document(document: dict) -> AdapterConfig:
     return AdapterConfig.from_dict(data)
 
 
-def check_config_size(path: Path) -> None:
-    """Refuse to parse a config file far larger than any config this library writes (a few KB)."""
-    size = path.stat().st_size
-    if size > MAX_CONFIG_BYTES:
-        raise AdapterLoadError(
-            f"{path} is {size:,} bytes; configs written by mm_adapters are a few KB, so it is not one. Refusing to "
-            "parse it; use a folder saved by mm_adapters."
-        )
+def is_mm_adapter_folder(folder: Path) -> bool:
+    return (folder / CONFIG_FILE).is_file() and (folder / WEIGHTS_FILE).is_file()
 
 
-def _without_shared_memory(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """safetensors refuses tensors that share memory (a parameter held by two towers' adapters): copy repeats."""
-    seen: set[int] = set()
-    unique = {}
-    for key, tensor in tensors.items():
-        pointer = tensor.data_ptr()
-        unique[key] = tensor.clone() if pointer in seen else tensor
-        seen.add(pointer)
-    return unique
-
-
-def _check_signature(model: nn.Module, saved: dict, folder: Path) -> None:
-    current = backbone_signature(model, get_state(model, create=True).spec)
-    if isinstance(saved, dict) and isinstance(saved.get("family"), str):
-        saved = {**saved, "family": current_family_name(saved["family"])}
-    if saved != current:
-        raise AdapterLoadError(
-            f"The adapter in {folder} was trained for {_describe(saved)} but this model is {_describe(current)}; "
-            "load it into the backbone it was trained on."
-        )
-
-
-def _describe(signature: object) -> str:
-    if not isinstance(signature, dict) or not isinstance(signature.get("towers"), dict):
-        return repr(signature)
-    towers = ", ".join(
-        f"{name}: hidden {info.get('hidden_size')}, {info.get('num_layers')} layers"
-        if isinstance(info, dict)
-        else name
-        for name, info in signature["towers"].items()
+register_format(
+    FileFormat(
+        name="mm_adapters",
+        kind="adapter",
+        detect=is_mm_adapter_folder,
+        load=load_mm_adapter,
+        save=save_mm_adapter,
+        files=(CONFIG_FILE, WEIGHTS_FILE, HEAD_FILE, HEAD_CONFIG_FILE, LABELS_FILE, TASK_FILE),
+        fallback=True,
     )
-    return f"{signature.get('family')} ({towers})"
-
-
-def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise AdapterLoadError(
-            f"{path} is missing; the adapter folder is incomplete, save the adapter again."
-        )
-    try:
-        return load_file(str(path))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
-        raise AdapterLoadError(
-            f"{path} is not a readable safetensors file ({error}); it is truncated or corrupt."
-        ) from error
-
-
-def _load_head(head: nn.Module, folder: Path) -> None:
-    path = folder / HEAD_FILE
-    if not path.is_file():
-        raise AdapterLoadError(f"{folder} has no {HEAD_FILE}; it was saved without a head.")
-    try:
-        head.load_state_dict(_read_tensors(path))
-    except RuntimeError as error:
-        raise AdapterLoadError(f"{path} does not fit the given head: {error}") from error
+)

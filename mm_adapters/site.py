@@ -27,7 +27,7 @@ def first_input(args: tuple, kwargs: dict) -> torch.Tensor:
     return next(iter(kwargs.values()))
 
 
-class _Wrapper(nn.Module):
+class LayerWrapper(nn.Module):
     """Holds ``base_layer`` and lets attribute reads fall through to it, so upstream code that reads
     ``block.mlp.fc1.weight`` or ``attn.batch_first`` keeps working."""
 
@@ -42,7 +42,7 @@ class _Wrapper(nn.Module):
             return getattr(self.base_layer, name)
 
 
-class InputTap(_Wrapper):
+class InputTap(LayerWrapper):
     """Passes a module's call through and, while ``enabled``, keeps its hidden-state input for one read."""
 
     def __init__(self, base_layer: nn.Module) -> None:
@@ -75,7 +75,7 @@ class OutputTap(InputTap):
         return out
 
 
-class AdapterSite(_Wrapper):
+class AdapterSite(LayerWrapper):
     """One adapted sublayer (``site`` = "attn" or "ffn") of layer ``layer_index`` in ``tower``.
 
     ``channels_first``: the sublayer's output carries channels in dim 1 (NCHW); the adapters, fusions and

@@ -12,8 +12,9 @@ from typing import Any
 from torch import nn
 
 from .config import AdapterConfig
+from .io.signature import backbone_signature  # noqa: F401  (its home is mm_adapters.io; imported from here before)
 from .site import AdapterSite
-from .specs import BackboneSpec, block_hidden_size, detect_spec, tower_blocks
+from .specs import BackboneSpec, detect_spec, tower_blocks
 
 _STATE_ATTR = "_mm_adapters_state"
 _NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,63}$")
@@ -88,15 +89,3 @@ def iter_sites(model: nn.Module):
 def tower_layers(model: nn.Module, spec: BackboneSpec) -> dict[str, list[nn.Module] | nn.ModuleList]:
     """Each tower's blocks (:func:`mm_adapters.specs.tower_blocks`)."""
     return {name: tower_blocks(model, tower) for name, tower in spec.towers.items()}
-
-
-def backbone_signature(model: nn.Module, spec: BackboneSpec) -> dict:
-    """What an adapter file must match: family, and hidden size and layer count per tower."""
-    towers = {}
-    for name, tower in spec.towers.items():
-        layers = tower_blocks(model, tower)
-        towers[name] = {
-            "hidden_size": block_hidden_size(layers[0], tower),
-            "num_layers": len(layers),
-        }
-    return {"family": spec.family, "towers": towers}

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from ..config import ACTIVATIONS
-from ..layers.bottleneck import _ACTIVATIONS
+from ..layers.bottleneck import ACTIVATION_MODULES
 
 
 class FeatureAdapter(nn.Module):
@@ -29,7 +29,7 @@ class FeatureAdapter(nn.Module):
         bottleneck = max(1, int(dim // reduction_factor))
         self.alpha = float(alpha)
         self.down = nn.Linear(dim, bottleneck)
-        self.act = _ACTIVATIONS[activation]()
+        self.act = ACTIVATION_MODULES[activation]()
         self.up = nn.Linear(bottleneck, dim)
         nn.init.zeros_(self.up.weight)
         nn.init.zeros_(self.up.bias)

@@ -1,6 +1,9 @@
-"""Saving and loading fusion layers: a JSON file naming the fused adapters and a safetensors file.
+"""Saving and loading fusion layers, and the mm_adapters fusion format: a JSON file naming the fused adapters and a
+safetensors file.
 
 The fused adapters are saved and loaded on their own (``save_adapter`` / ``load_adapter``), as in AdapterHub.
+:func:`save_fusion` and :func:`load_fusion` ask the format registry (AdapterHub's fusion folders register from
+:mod:`mm_adapters.interop`); folders may be hub ids. Format 2 records the site positions (as adapter format 3).
 """
 
 from __future__ import annotations
@@ -12,24 +15,37 @@ import torch
 from torch import nn
 
 from ..errors import AdapterLoadError
-from ..serialization import (
-    _check_signature,
-    _load_head,
-    _read_tensors,
-    copy_checked,
+from ..io import (
+    FUSION_CONFIG_FILE,
+    FUSION_WEIGHTS_FILE,
+    HEAD_CONFIG_FILE,
+    HEAD_FILE,
+    LABELS_FILE,
+    TASK_FILE,
+    FileFormat,
+    backbone_signature,
+    check_positions,
+    check_signature,
+    detect_format,
+    format_named,
+    load_head,
     read_json_object,
-    site_tensors,
+    read_tensors,
+    register_format,
+    resolve_folder,
+    site_positions,
     write_weights_folder,
 )
-from ..state import backbone_signature, check_name, get_state
+from ..serialization import copy_checked, site_tensors
+from ..state import check_name, get_state
 from .activation import activate_composition
 from .fuse import Fuse
 from .fusion import add_fusion, delete_fusion
 
-CONFIG_FILE = "fusion_config.json"
-WEIGHTS_FILE = "fusion_model.safetensors"
-HEAD_FILE = "head.safetensors"
-FORMAT = "mm_adapters.fusion/1"
+CONFIG_FILE = FUSION_CONFIG_FILE
+WEIGHTS_FILE = FUSION_WEIGHTS_FILE
+FORMAT = "mm_adapters.fusion/2"
+UNPOSITIONED_FORMATS = ("mm_adapters.fusion/1",)
 
 
 def fusion_state_dict(model: nn.Module, name: str) -> dict[str, torch.Tensor]:
@@ -45,31 +61,16 @@ def save_fusion(
     head: nn.Module | None = None,
     overwrite: bool = False,
     format: str = "mm_adapters",
+    **options,
 ) -> Path:
     """Write fusion ``name`` (and optionally a task head) to ``directory``, atomically; an existing folder is
     replaced only with ``overwrite=True``. Save the fused adapters too, with ``save_adapter``.
     ``format="adapterhub"`` writes an AdapterHub 1.x fusion folder (no head)."""
-    if format == "adapterhub" and head is None:
-        from ..interop import save_adapterhub_fusion
-
-        return save_adapterhub_fusion(model, name, directory, overwrite=overwrite)
-    if format != "mm_adapters":
-        raise ValueError(f"format must be 'mm_adapters' or 'adapterhub' (without a head), got {format!r}.")
-    state = get_state(model)
-    if name not in state.fusions:
-        raise ValueError(f"No fusion named {name!r}; this model has {sorted(state.fusions)}.")
-    tensors = fusion_state_dict(model, name)
-    document = {
-        "format": FORMAT,
-        "name": name,
-        "adapters": list(state.fusions[name]),
-        "backbone": backbone_signature(model, state.spec),
-        "has_head": head is not None,
-    }
-
-    return write_weights_folder(
-        directory, tensors, document, head, overwrite, config_file=CONFIG_FILE, weights_file=WEIGHTS_FILE
-    )
+    try:
+        file_format = format_named("fusion", format)
+    except ValueError as error:
+        raise ValueError(f"format: {error}") from None
+    return file_format.save(model, name, directory, head=head, overwrite=overwrite, **options)
 
 
 def load_fusion(
@@ -79,16 +80,47 @@ def load_fusion(
     *,
     head: nn.Module | None = None,
     set_active: bool = True,
+    strict: bool = True,
 ) -> str:
-    """Load a fusion saved by :func:`save_fusion` into a model that already has its adapters; return its name.
+    """Load a fusion folder (ours or AdapterHub's, or either by hub id) into a model that already has its adapters;
+    return its name.
 
     Raises :class:`AdapterLoadError` naming the missing adapters when the model lacks any of them.
     """
-    folder = Path(directory)
-    from ..interop import is_adapterhub_fusion_folder, load_adapterhub_fusion
+    folder = resolve_folder(directory, "fusion")
+    file_format = detect_format(folder, "fusion")
+    return file_format.load(model, folder, name, head=head, set_active=set_active, strict=strict)
 
-    if head is None and not (folder / CONFIG_FILE).is_file() and is_adapterhub_fusion_folder(folder):
-        return load_adapterhub_fusion(model, folder, name, set_active=set_active)
+
+def save_mm_fusion(
+    model: nn.Module, name: str, directory: str | os.PathLike, *, head: nn.Module | None, overwrite: bool
+) -> Path:
+    state = get_state(model)
+    if name not in state.fusions:
+        raise ValueError(f"No fusion named {name!r}; this model has {sorted(state.fusions)}.")
+    document = {
+        "format": FORMAT,
+        "name": name,
+        "adapters": list(state.fusions[name]),
+        "backbone": backbone_signature(model, state.spec),
+        "positions": site_positions(model, state.spec),
+        "has_head": head is not None,
+    }
+    return write_weights_folder(
+        directory, fusion_state_dict(model, name), document, head, overwrite,
+        config_file=CONFIG_FILE, weights_file=WEIGHTS_FILE,
+    )  # fmt: skip
+
+
+def load_mm_fusion(
+    model: nn.Module,
+    folder: Path,
+    name: str | None,
+    *,
+    head: nn.Module | None,
+    set_active: bool,
+    strict: bool,
+) -> str:
     document = _read_config(folder)
     name = check_name(name if name is not None else document["name"])
     adapters = document["adapters"]
@@ -99,10 +131,12 @@ def load_fusion(
             f"The fusion in {folder} fuses adapters {adapters}, but this model lacks {missing} (it has "
             f"{sorted(state.configs)}); load those first with mm_adapters.load_adapter."
         )
-    _check_signature(model, document["backbone"], folder)
-    tensors = _read_tensors(folder / WEIGHTS_FILE)
+    check_signature(model, state.spec, document["backbone"], folder)
+    if "positions" in document:
+        check_positions(model, state.spec, document["positions"], folder, strict=strict)
+    tensors = read_tensors(folder / WEIGHTS_FILE)
     hint = "does not fit the fused adapters' sites (were the adapters loaded with other configs?)"
-    then = (lambda: _load_head(head, folder)) if head is not None else None
+    then = (lambda: load_head(head, folder)) if head is not None else None
     return install_fusion(model, adapters, name, tensors, folder / WEIGHTS_FILE, hint, set_active, then)
 
 
@@ -135,14 +169,31 @@ def _read_config(folder: Path) -> dict:
     path = folder / CONFIG_FILE
     if not path.is_file():
         raise AdapterLoadError(
-            f"{folder} has no {CONFIG_FILE}; pass a folder written by mm_adapters.save_fusion."
+            f"{folder} has no {CONFIG_FILE}; pass a folder written by mm_adapters.save_fusion (or a hub id)."
         )
     document = read_json_object(path, "fusion")
-    if document.get("format") != FORMAT:
-        raise AdapterLoadError(f"{path} is not a {FORMAT!r} file.")
+    if document.get("format") not in (FORMAT, *UNPOSITIONED_FORMATS):
+        raise AdapterLoadError(
+            f"{path} is not a {FORMAT!r} file (nor an older {list(UNPOSITIONED_FORMATS)})."
+        )
+    if document["format"] == FORMAT and "positions" not in document:
+        raise AdapterLoadError(f"{path}: missing 'positions' (where the fusion's sites sit).")
     adapters = document.get("adapters")
     if not isinstance(adapters, list) or not adapters or not all(isinstance(a, str) for a in adapters):
         raise AdapterLoadError(f"{path}: 'adapters' must be a non-empty list of adapter names.")
     if not isinstance(document.get("name"), str) or "backbone" not in document:
         raise AdapterLoadError(f"{path}: missing 'name' or 'backbone'.")
     return document
+
+
+register_format(
+    FileFormat(
+        name="mm_adapters",
+        kind="fusion",
+        detect=lambda folder: (folder / CONFIG_FILE).is_file(),
+        load=load_mm_fusion,
+        save=save_mm_fusion,
+        files=(CONFIG_FILE, WEIGHTS_FILE, HEAD_FILE, HEAD_CONFIG_FILE, LABELS_FILE, TASK_FILE),
+        fallback=True,
+    )
+)

@@ -1,9 +1,11 @@
 """Interop with AdapterHub (``adapters`` 1.x) folders: load theirs with their outputs, write ours for them.
 
 ``mm_adapters.load_adapter`` / ``load_fusion`` recognise AdapterHub folders on their own;
-``save_adapter(..., format="adapterhub")`` and ``save_fusion(..., format="adapterhub")`` write them.
+``save_adapter(..., format="adapterhub")`` and ``save_fusion(..., format="adapterhub")`` write them: importing this
+package registers AdapterHub's adapter, fusion and head folders with the format registry (``adapterhub_formats``).
 """
 
+from . import adapterhub_formats  # noqa: F401  (registers AdapterHub's folders as formats)
 from .adapterhub_folders import (
     is_adapterhub_folder,
     is_adapterhub_fusion_folder,

@@ -3,8 +3,9 @@
 Read: ``adapter_config.json`` + ``adapter.safetensors`` or ``pytorch_adapter.bin`` (the ``.bin`` only through
 ``torch.load(weights_only=True)``, which refuses pickled code); ``adapter_fusion_config.json`` +
 ``model_adapter_fusion.safetensors`` / ``pytorch_model_adapter_fusion.bin``; ``head_config.json`` +
-``model_head.safetensors`` / ``pytorch_model_head.bin``. Written folders hold safetensors only: AdapterHub reads them
-with ``load_adapter(folder, use_safetensors=True)`` / ``load_adapter_fusion(folder, use_safetensors=True)``.
+``model_head.safetensors`` / ``pytorch_model_head.bin``. Written folders hold both: the safetensors, which we read, and
+(unless ``pickled_copy=False``) the ``.bin`` AdapterHub reads with its defaults (``model.load_adapter(folder)``): plain
+tensors written by ``torch.save``, read back by us only when a folder has no safetensors, and then only as tensors.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..atomic import write_directory_atomically
+from ..composition.fusion_io import install_fusion
 from ..errors import AdapterLoadError
 from ..injection import add_adapter, delete_adapter, set_active_adapters
-from ..serialization import adapter_state_dict, copy_checked, read_json_object, site_tensors
+from ..io import backbone_signature, read_json_object, write_directory_atomically
+from ..serialization import adapter_state_dict, copy_checked, site_tensors
 from ..state import check_name, get_state, tower_layers
 from . import adapterhub_config as ah_config
 from . import adapterhub_keys as ah_keys
@@ -80,8 +82,6 @@ def _layer_counts(model: nn.Module, family: str) -> dict[str, int]:
 
 
 def _hidden_sizes(model: nn.Module) -> set[int]:
-    from ..state import backbone_signature
-
     state = get_state(model, create=True)
     return {t["hidden_size"] for t in backbone_signature(model, state.spec)["towers"].values()}
 
@@ -182,9 +182,15 @@ def _without_unused_invertible(document: dict) -> object:
 
 
 def save_adapterhub_adapter(
-    model: nn.Module, name: str, directory: str | os.PathLike, *, overwrite: bool = False
+    model: nn.Module,
+    name: str,
+    directory: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    pickled_copy: bool = True,
 ) -> Path:
-    """Write adapter ``name`` as an AdapterHub folder (``adapter_config.json`` + ``adapter.safetensors``)."""
+    """Write adapter ``name`` as an AdapterHub folder (``adapter_config.json`` + ``adapter.safetensors`` and, unless
+    ``pickled_copy=False``, the ``pytorch_adapter.bin`` AdapterHub's ``load_adapter(folder)`` reads by default)."""
     state = get_state(model)
     if name not in state.configs:
         raise ValueError(f"No adapter named {name!r} on this model; it has {sorted(state.configs)}.")
@@ -194,7 +200,7 @@ def save_adapterhub_adapter(
     config = ah_config.to_adapterhub(state.configs[name], _layer_counts(model, family))
     tensors = {ah_keys.to_adapterhub(family, k, name): v for k, v in adapter_state_dict(model, name).items()}
     document = _document(model, name, config)
-    return _write(directory, tensors, document, CONFIG_FILE, WEIGHTS[0], overwrite)
+    return _write(directory, tensors, document, CONFIG_FILE, WEIGHTS, overwrite, pickled_copy)
 
 
 def _document(model: nn.Module, name: str, config: dict) -> dict:
@@ -211,10 +217,15 @@ def _document(model: nn.Module, name: str, config: dict) -> dict:
 
 
 def _write(
-    directory, tensors: dict, document: dict, config_file: str, weights_file: str, overwrite: bool
-) -> Path:
+    directory, tensors: dict, document: dict, config_file: str, weights: tuple[str, str], overwrite: bool,
+    pickled_copy: bool,
+) -> Path:  # fmt: skip
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+
     def fill(folder: Path) -> None:
-        save_file({k: v.contiguous() for k, v in tensors.items()}, str(folder / weights_file))
+        save_file(tensors, str(folder / weights[0]))
+        if pickled_copy:  # a plain dict of tensors, each its own storage: what weights_only loading accepts
+            torch.save({k: v.clone() for k, v in tensors.items()}, folder / weights[1])
         (folder / config_file).write_text(json.dumps(document, indent=2, sort_keys=True))
 
     return write_directory_atomically(directory, fill, overwrite)
@@ -226,8 +237,6 @@ def load_adapterhub_fusion(
 ) -> str:
     """Load an AdapterHub fusion folder into a model that has the fused adapters (loaded under their AdapterHub
     names); returns the fusion's name (default: the adapter names joined by ``_``)."""
-    from ..composition.fusion_io import install_fusion
-
     folder = Path(directory)
     config_path = folder / FUSION_CONFIG_FILE
     document = read_json_object(config_path, "fusion")
@@ -265,7 +274,12 @@ def load_adapterhub_fusion(
 
 
 def save_adapterhub_fusion(
-    model: nn.Module, name: str, directory: str | os.PathLike, *, overwrite: bool = False
+    model: nn.Module,
+    name: str,
+    directory: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    pickled_copy: bool = True,
 ) -> Path:
     """Write fusion ``name`` as an AdapterHub fusion folder (dynamic fusion config); save the fused adapters with
     ``save_adapter(..., format="adapterhub")`` too."""
@@ -281,7 +295,7 @@ def save_adapterhub_fusion(
     }
     document = _document(model, hub_name, dict(ah_config.FUSION_DYNAMIC))
     document["adapter_names"] = adapters
-    return _write(directory, tensors, document, FUSION_CONFIG_FILE, FUSION_WEIGHTS[0], overwrite)
+    return _write(directory, tensors, document, FUSION_CONFIG_FILE, FUSION_WEIGHTS, overwrite, pickled_copy)
 
 
 # -- heads --------------------------------------------------------------------------------------------------------------

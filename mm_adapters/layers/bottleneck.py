@@ -7,7 +7,7 @@ from torch import nn
 
 from ..config import AdapterConfig
 
-_ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "swish": nn.SiLU, "silu": nn.SiLU, "tanh": nn.Tanh}
+ACTIVATION_MODULES = {"relu": nn.ReLU, "gelu": nn.GELU, "swish": nn.SiLU, "silu": nn.SiLU, "tanh": nn.Tanh}
 
 
 class BottleneckAdapter(nn.Module):
@@ -25,7 +25,7 @@ class BottleneckAdapter(nn.Module):
         self.reads = config.reads
         self.scaling = float(config.scaling)
         self.down = nn.Linear(hidden_size, bottleneck)
-        self.act = _ACTIVATIONS[config.activation]()
+        self.act = ACTIVATION_MODULES[config.activation]()
         self.dropout = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
         self.up = nn.Linear(bottleneck, hidden_size)
         if config.init == "bert":

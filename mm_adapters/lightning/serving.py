@@ -27,10 +27,11 @@ from ..backbones import Backbone
 from ..composition import Parallel, set_adapter_drop
 from ..composition.parallel import split_rows
 from ..injection import set_active_adapters
+from ..io import detect_format, resolve_folder
 from ..serialization import CONFIG_FILE, load_adapter, read_adapter_config
 from ..state import get_state
-from .export import build_head
-from .export import load_for_inference as load_one_for_inference
+from .heads import build_head
+from .task_folder import load_task_folder
 
 PathLike = str | os.PathLike
 
@@ -110,16 +111,19 @@ def load_for_inference(
 ):
     """Load exported task folders onto ``backbone`` for inference.
 
-    One folder: adds its adapter (active, eval mode) and returns its linear head, or None (as
-    :func:`mm_adapters.lightning.export.load_for_inference`). Several folders: returns a
+    One folder: adds its adapter (active, eval mode) and returns its head (an ``nn.Linear``, or the ``ModuleDict`` of
+    feature adapters), or None for an export without one; the folder's format comes from the registry
+    (:mod:`mm_adapters.lightning.task_folder`). Several folders: returns a
     :class:`MultiTaskPredictor` that gives every task's predictions for one batch in one backbone pass. Tasks are
     named after their adapters (``names`` overrides); class names come from ``class_names``, else from the export
     when it carries them. ``drop_layers`` runs the lowest layers without adapters (AdapterDrop), sharing them
-    across tasks. A fusion folder (one, from ``save_fusion``) loads after the ``adapters`` folders it fuses.
+    across tasks. A fusion folder (one, from ``save_fusion``) loads after the ``adapters`` folders it fuses. Every
+    folder may be a hub id (``"org/name@revision"``).
     """
     if isinstance(directory, (str, os.PathLike)):
-        return load_one_for_inference(backbone, directory, adapters=adapters)
-    folders = [Path(d) for d in directory]
+        folder = resolve_folder(directory, "task")
+        return detect_format(folder, "task").load(backbone, folder, adapters=adapters)
+    folders = [resolve_folder(d, "task") for d in directory]
     if not folders:
         raise ValueError("load_for_inference needs at least one exported task folder.")
     task_names = list(names) if names is not None else [_adapter_name(folder) for folder in folders]
@@ -147,7 +151,7 @@ def _load_task(backbone: Backbone, folder: Path, name: str) -> nn.Module | None:
         )
     document = read_adapter_config(folder)
     if document["name"] == name:
-        return load_one_for_inference(backbone, folder)
+        return load_task_folder(backbone, folder)
     # the export's adapter name is taken by another task: load it under ``name``
     head = build_head(folder)
     load_adapter(backbone.model, folder, name, head=head)

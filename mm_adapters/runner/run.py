@@ -38,6 +38,7 @@ from ..backbones import Backbone, BackboneNotFoundError, load_backbone  # noqa: 
 from ..config import AdapterConfig  # noqa: E402
 from ..data import AdapterDataModule, DatasetUnavailableError, folder_fingerprint  # noqa: E402
 from ..lightning import AdapterTaskModule, export_adapter  # noqa: E402
+from ..lightning.export import labels_of  # noqa: E402
 from ..reliability import (  # noqa: E402
     AtomicCheckpointIO,
     CheckpointError,
@@ -296,12 +297,8 @@ def run_fingerprint(config: RecipeConfig) -> RunFingerprint:
 
 
 def _labels(module: AdapterTaskModule) -> dict[str, Any]:
-    """What maps the trained head's ids to names, for metrics.json."""
-    vocabulary = getattr(module, "vocabulary", None)
-    if vocabulary is not None and hasattr(vocabulary, "chars"):
-        return {"vocabulary": list(vocabulary.chars), "blank_id": vocabulary.blank_id}
-    names = getattr(module, "class_names", None)
-    return {"class_names": list(names)} if names is not None else {}
+    """What maps the trained head's ids to names, for metrics.json (as in the export's labels.json)."""
+    return {k: v for k, v in (labels_of(module) or {}).items() if k != "task"}
 
 
 def resolve_precision(precision: str) -> str:

@@ -12,11 +12,11 @@ from typing import Any
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from ..site import _Wrapper
+from ..site import LayerWrapper
 from .prefix import FrozenPrefixLayer, tower_layer_lists
 
 
-class CheckpointedLayer(_Wrapper):
+class CheckpointedLayer(LayerWrapper):
     """Runs its block under ``torch.utils.checkpoint`` (non-reentrant) while training with autograd on."""
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:

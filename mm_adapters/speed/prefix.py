@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..injection import adapted_layers
-from ..site import _Wrapper, first_input
+from ..site import LayerWrapper, first_input
 from ..specs import tower_blocks
 from ..state import get_state
 
@@ -38,7 +38,7 @@ def prefix_depths(model: nn.Module) -> dict[str, int]:
     }
 
 
-class FrozenPrefixLayer(_Wrapper):
+class FrozenPrefixLayer(LayerWrapper):
     """A block below every adapter: runs in eval mode without autograd, or returns the cached prefix output.
 
     On a cache hit every prefix layer returns the cached output of the *last* prefix layer, shaped like the
