@@ -1,7 +1,7 @@
 """mm_adapters against AdapterHub itself (``make interop``: the peer environment with ``adapters`` 1.3 and
 transformers 4.57). For BERT, RoBERTa, ViT and CLIP and each of Pfeiffer, Houlsby, parallel and a 2-adapter fusion:
 an AdapterHub-saved folder loaded here gives AdapterHub's outputs, and our ``format="adapterhub"`` folder loaded by
-AdapterHub gives ours. Skipped where AdapterHub is not installed (the main environment)."""
+AdapterHub gives ours, with AdapterHub's default ``load_adapter(folder)`` and with ``use_safetensors=True``. Skipped where AdapterHub is not installed (the main environment)."""
 
 import pytest
 import torch
@@ -97,20 +97,23 @@ def test_our_adapterhub_folder_loaded_by_adapterhub_gives_our_outputs(tmp_path, 
         expected = ours.run(ours.model, batch)
     for name in names:
         mma.save_adapter(ours.model, name, tmp_path / name, format="adapterhub")
-    theirs = FACTORIES[family](0)
-    adapters.init(theirs.model)
-    for name in names:
-        theirs.model.load_adapter(str(tmp_path / name), use_safetensors=True)
     if setup == "fusion":
         mma.save_fusion(ours.model, "a_b", tmp_path / "fusion", format="adapterhub")
-        theirs.model.load_adapter_fusion(str(tmp_path / "fusion"), use_safetensors=True)
-        theirs.model.set_active_adapters(adapters.Fuse("a", "b"))
-    else:
-        theirs.model.set_active_adapters("a")
-    theirs.model.eval()
-    with torch.no_grad():
-        actual = theirs.run(theirs.model, batch)
-    torch.testing.assert_close(actual, expected, **TOLERANCE)
+    # AdapterHub's defaults read the pytorch_*.bin we write beside the safetensors; use_safetensors=True the latter
+    for options in ({}, {"use_safetensors": True}):
+        theirs = FACTORIES[family](0)
+        adapters.init(theirs.model)
+        for name in names:
+            theirs.model.load_adapter(str(tmp_path / name), **options)
+        if setup == "fusion":
+            theirs.model.load_adapter_fusion(str(tmp_path / "fusion"), **options)
+            theirs.model.set_active_adapters(adapters.Fuse("a", "b"))
+        else:
+            theirs.model.set_active_adapters("a")
+        theirs.model.eval()
+        with torch.no_grad():
+            actual = theirs.run(theirs.model, batch)
+        torch.testing.assert_close(actual, expected, **TOLERANCE, msg=lambda m, o=options: f"{o}: {m}")
 
 
 def test_adapterhub_classification_head_gives_adapterhub_logits(tmp_path):

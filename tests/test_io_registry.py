@@ -145,3 +145,20 @@ def test_a_folder_no_format_recognises_gets_the_default_format_s_error(tmp_path)
         mma.load_adapter(hf_bert(0).model, tmp_path / "empty")
     with pytest.raises(AdapterLoadError, match="does not exist"):
         mma.load_adapter(hf_bert(0).model, tmp_path / "missing")
+
+
+def test_adapterhub_folders_carry_the_bin_adapterhub_reads_by_default(tmp_path):
+    from safetensors.torch import load_file
+
+    tiny = _trained()
+    expected = _output(tiny)
+    folder = mma.save_adapter(tiny.model, "a", tmp_path / "hub", format="adapterhub")
+    pickled = torch.load(folder / "pytorch_adapter.bin", weights_only=True)
+    safe = load_file(str(folder / "adapter.safetensors"))
+    assert sorted(pickled) == sorted(safe) and all(torch.equal(pickled[k], safe[k]) for k in safe)
+    lean = mma.save_adapter(tiny.model, "a", tmp_path / "lean", format="adapterhub", pickled_copy=False)
+    assert sorted(p.name for p in lean.iterdir()) == ["adapter.safetensors", "adapter_config.json"]
+    (folder / "adapter.safetensors").unlink()  # the .bin is read only when a folder has no safetensors
+    fresh = hf_bert(0)
+    mma.load_adapter(fresh.model, folder)
+    torch.testing.assert_close(_output(fresh), expected)
