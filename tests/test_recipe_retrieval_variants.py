@@ -37,6 +37,7 @@ def test_compare_variants_trains_each_variant_and_writes_one_table(tmp_path, cap
     assert rows["feature"]["trainable_params"] < rows["separate"]["trainable_params"]
     # the feature variant exports only its embedding adapters (as the head); the others an in-tower adapter
     assert sorted(p.name for p in (tmp_path / "feature" / "adapter").iterdir()) == [
+        "README.md",
         "head.safetensors",
         "head_config.json",
     ]

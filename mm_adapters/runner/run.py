@@ -37,6 +37,7 @@ from .. import add_adapter, count_parameters  # noqa: E402
 from ..backbones import Backbone, BackboneNotFoundError, load_backbone  # noqa: E402
 from ..config import AdapterConfig  # noqa: E402
 from ..data import AdapterDataModule, DatasetUnavailableError, folder_fingerprint  # noqa: E402
+from ..io.model_card import write_model_card  # noqa: E402
 from ..lightning import AdapterTaskModule, export_adapter  # noqa: E402
 from ..lightning.export import labels_of  # noqa: E402
 from ..reliability import (  # noqa: E402
@@ -193,7 +194,12 @@ class Run:
             "adapter_name": self.adapter_name,
             "data_fingerprint": None if self.fingerprint is None else self.fingerprint.data,
         }
-        report.update(_labels(module))
+        labels = labels_of(module) or {}
+        report.update({k: v for k, v in labels.items() if k != "task"})
+        write_model_card(
+            report["exported_adapter"], backbone=self.backbone.name, task=labels.get("task"), metrics=final,
+            class_names=labels.get("class_names"), data=str(config.data), recipe=self.recipe, name=self.adapter_name,
+        )  # fmt: skip
         confusion = getattr(module, "confusion_matrix", None)
         if confusion is not None:
             png = plot_confusion(confusion, module.class_names, output / "confusion_matrix.png")
@@ -294,11 +300,6 @@ def run_fingerprint(config: RecipeConfig) -> RunFingerprint:
     data = str(config.data)
     identity = folder_fingerprint(data) if Path(data).expanduser().exists() else data
     return RunFingerprint.of(identity, data, dataclasses.asdict(config))
-
-
-def _labels(module: AdapterTaskModule) -> dict[str, Any]:
-    """What maps the trained head's ids to names, for metrics.json (as in the export's labels.json)."""
-    return {k: v for k, v in (labels_of(module) or {}).items() if k != "task"}
 
 
 def resolve_precision(precision: str) -> str:
