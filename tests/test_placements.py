@@ -180,7 +180,7 @@ def test_placement_is_saved_and_loaded(tmp_path):
     mma.add_adapter(tiny.model, "task", config)
     folder = mma.save_adapter(tiny.model, "task", tmp_path / "a")
     document = (folder / "adapter_config.json").read_text()
-    assert '"mm_adapters.adapter/2"' in document and '"sublayer_input"' in document
+    assert '"mm_adapters.adapter/3"' in document and '"sublayer_input"' in document
     other = FACTORIES["hf_vit"](0)
     mma.load_adapter(other.model, folder)
     assert mma.list_adapters(other.model)["task"] == config
