@@ -46,8 +46,8 @@ def test_format_3_records_blocks_module_paths_and_placement_rules(tmp_path):
         "vision": {
             "blocks": "layers",
             "sites": {
-                "attn": {"module": "attention", "rule": "pre"},
-                "ffn": {"module": "mlp", "rule": "pre"},
+                "attn": {"module": "attention", "input": None, "norm": "layernorm_before", "rule": "pre"},
+                "ffn": {"module": "mlp", "input": "mlp", "norm": "layernorm_after", "rule": "pre"},
             },
         }
     }
@@ -62,7 +62,8 @@ def test_a_moved_site_is_refused_saying_what_moved_and_how_to_load_anyway(tmp_pa
     _edit(folder, lambda positions: positions["vision"]["sites"]["ffn"].update(rule="res_post"))
     fresh = ALL_FACTORIES["hf_vit"](0)
     with pytest.raises(
-        AdapterLoadError, match=r"vision\.ffn: module 'mlp', rule 'res_post' -> .*'pre'.*strict=False"
+        AdapterLoadError,
+        match=r"vision\.ffn: module 'mlp', input 'mlp', norm 'layernorm_after', rule 'res_post' -> .*'pre'.*strict=False",
     ):
         mma.load_adapter(fresh.model, folder)
     assert not any(isinstance(m, mma.AdapterSite) for m in fresh.model.modules())
@@ -81,16 +82,20 @@ def test_other_blocks_or_another_module_are_refused(tmp_path):
     _edit(folder, lambda positions: positions["vision"]["sites"]["attn"].update(module="attention.output"))
     with pytest.raises(AdapterLoadError, match="vision.attn: module 'attention.output'"):
         mma.load_adapter(ALL_FACTORIES["hf_vit"](0).model, folder)
+    folder, _, _ = _saved(tmp_path / "3")  # a parallel adapter that read another module's input
+    _edit(folder, lambda positions: positions["vision"]["sites"]["ffn"].update(input="mlp.fc2"))
+    with pytest.raises(AdapterLoadError, match="vision.ffn: module 'mlp', input 'mlp.fc2'"):
+        mma.load_adapter(ALL_FACTORIES["hf_vit"](0).model, folder)
 
 
 def test_a_module_renamed_between_library_versions_is_the_same_place(tmp_path):
-    """The spec lists ``layers|encoder.layer`` and ``mlp|output.dense`` (transformers 5 and 4 names): a file recorded
-    under the older names loads without a warning."""
+    """The spec lists ``layers|encoder.layer``, ``mlp|output.dense`` and ``mlp|intermediate`` (transformers 5 and 4
+    names): a file recorded under the older names loads without a warning."""
     folder, batch, expected = _saved(tmp_path)
 
     def older_names(positions):
         positions["vision"]["blocks"] = "encoder.layer"
-        positions["vision"]["sites"]["ffn"]["module"] = "output.dense"
+        positions["vision"]["sites"]["ffn"].update(module="output.dense", input="intermediate")
 
     _edit(folder, older_names)
     fresh = ALL_FACTORIES["hf_vit"](0)

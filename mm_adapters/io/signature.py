@@ -2,7 +2,8 @@
 
 The signature (family, hidden size and layer count per tower) says whether the tensors fit. The site positions
 (format 3 on) say whether they compute what they were trained to: per tower the path of its blocks, per site the
-module the adapter wraps and the placement rule of the block (``pre`` / ``post`` / ``res_post`` norm). A family whose
+module the adapter wraps, the module whose input a parallel adapter reads, the sublayer's LayerNorm, and the
+placement rule of the block (``pre`` / ``post`` / ``res_post`` norm). A family whose
 sites moved (Swin-v2's Houlsby sites went onto the post-norms) would otherwise load old adapters silently into new
 places. A module path the spec still lists as an alternative (``a|b``: a module renamed between library versions) is
 the same place, so such a file loads as it is.
@@ -19,6 +20,9 @@ from ..specs import BackboneSpec, block_hidden_size, tower_blocks
 from ..specs.base import matching_path
 from ..specs.registry import current_family_name
 
+_FIELDS = {"module": "output", "input": "input", "norm": "norm"}
+"""Recorded key -> the :class:`~mm_adapters.specs.SiteSpec` field whose (matching) path it holds."""
+
 
 def backbone_signature(model: nn.Module, spec: BackboneSpec) -> dict:
     """What an adapter file must match: family, and hidden size and layer count per tower."""
@@ -30,16 +34,18 @@ def backbone_signature(model: nn.Module, spec: BackboneSpec) -> dict:
 
 
 def site_positions(model: nn.Module, spec: BackboneSpec) -> dict:
-    """Where each tower's sites sit: ``{tower: {"blocks": path, "sites": {site: {"module", "rule"}}}}``; a site whose
-    place differs between blocks lists one ``[module, rule]`` per block under ``"per_block"`` instead."""
+    """Where each tower's sites sit: ``{tower: {"blocks": path, "sites": {site: {"module", "input", "norm",
+    "rule"}}}}`` (paths relative to a block; None where the spec names none); a site whose place differs between
+    blocks lists one ``[module, input, norm, rule]`` per block under ``"per_block"`` instead."""
     positions = {}
     for name, tower in spec.towers.items():
         blocks = tower_blocks(model, tower)
-        places: dict[str, list[tuple[str | None, str | None]]] = {}
+        places: dict[str, list[tuple[str | None, ...]]] = {}
         for block in blocks:
             rule = tower.norm_position_of(block)
             for site, site_spec in tower.sites(block).items():
-                places.setdefault(site, []).append((_module_path(block, site_spec.output), rule))
+                place = tuple(_module_path(block, getattr(site_spec, field)) for field in _FIELDS.values())
+                places.setdefault(site, []).append((*place, rule))
         positions[name] = {
             "blocks": _module_path(model, tower.layers),
             "sites": {site: _compact(found) for site, found in places.items()},
@@ -109,10 +115,13 @@ def _same_place(old: object, new: dict | None, tower, site: str) -> bool:
     if not isinstance(old, dict) or new is None or "module" not in new or old.get("rule") != new["rule"]:
         return False
     site_spec = tower.sites().get(site)
-    alternatives = site_spec.output if site_spec is not None else ""
-    if new["rule"] == "res_post" and site_spec is not None:
-        alternatives = site_spec.on_res_post_block().output
-    return _same_path(old.get("module"), new["module"], alternatives)
+    if site_spec is None or set(old) != set(new):
+        return False
+    if new["rule"] == "res_post":
+        site_spec = site_spec.on_res_post_block()
+    return all(
+        _same_path(old.get(key), new[key], getattr(site_spec, field) or "") for key, field in _FIELDS.items()
+    )
 
 
 def _same_path(old: object, new: str | None, alternatives: str) -> bool:
@@ -122,21 +131,23 @@ def _same_path(old: object, new: str | None, alternatives: str) -> bool:
 
 def _place(place: object) -> str:
     if isinstance(place, dict) and "module" in place:
-        return f"module {place['module']!r}, rule {place.get('rule')!r}"
+        paths = ", ".join(f"{key} {place.get(key)!r}" for key in _FIELDS if key == "module" or place.get(key))
+        return f"{paths}, rule {place.get('rule')!r}"
     return repr(place)
 
 
-def _module_path(root: nn.Module, path: str) -> str | None:
+def _module_path(root: nn.Module, path: str | None) -> str | None:
+    if not path:
+        return None
     try:
         return matching_path(root, path)
     except AttributeError:
         return None
 
 
-def _compact(found: list[tuple[str | None, str | None]]) -> dict:
+def _compact(found: list[tuple[str | None, ...]]) -> dict:
     if len(set(found)) == 1:
-        module, rule = found[0]
-        return {"module": module, "rule": rule}
+        return dict(zip((*_FIELDS, "rule"), found[0], strict=True))
     return {"per_block": [list(place) for place in found]}
 
 
