@@ -162,3 +162,14 @@ def test_a_format_2_file_claiming_positions_was_edited(tmp_path):
     (folder / "adapter_config.json").write_text(json.dumps(document))
     with pytest.raises(AdapterLoadError, match="unknown keys \\['positions'\\]"):
         mma.load_adapter(ALL_FACTORIES["hf_bert"](0).model, folder)
+
+
+@pytest.mark.parametrize("example", sorted(ALL_FACTORIES))
+def test_every_family_records_positions_that_load_back(example):
+    """Every family's positions are plain JSON and match themselves (what saving then loading checks)."""
+    tiny = ALL_FACTORIES[example](0)
+    spec = mma.detect_spec(tiny.model)
+    positions = json.loads(json.dumps(mma.io.site_positions(tiny.model, spec)))
+    assert set(positions) == set(spec.towers)
+    assert all(tower["blocks"] and set(tower["sites"]) >= {"attn", "ffn"} for tower in positions.values())
+    mma.io.check_positions(tiny.model, spec, positions, example)
