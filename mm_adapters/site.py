@@ -220,7 +220,8 @@ class BlockOutputSite(_Wrapper):
 
     def __init__(self, base_layer: nn.Module, site: AdapterSite) -> None:
         super().__init__(base_layer)
-        self._site = (site,)  # a tuple keeps the site out of this module's children (it is the block's already)
+        # a tuple keeps the site out of this module's children (it is the block's already)
+        self._site = (site,)
 
     @property
     def site(self) -> AdapterSite:
