@@ -158,3 +158,21 @@ def test_adapter_plus_config_maps_to_adapterhubs_adapter_plus_config_both_ways(t
     assert {k: saved[k] for k in expected if k != "architecture"} == {
         k: v for k, v in expected.items() if k != "architecture"
     }
+
+
+def test_learned_scalar_scaling_loads_with_adapterhub_outputs(tmp_path):
+    theirs = FACTORIES["vit"](0)
+    adapters.init(theirs.model)
+    theirs.model.add_adapter("a", config=adapters.SeqBnConfig(scaling="learned", reduction_factor=4))
+    theirs.model.set_active_adapters("a")
+    theirs.model.eval()
+    _randomize(theirs.model, ".adapters.a.", seed=1)
+    batch = theirs.make_batch(0)
+    with torch.no_grad():
+        expected = theirs.run(theirs.model, batch)
+    theirs.model.save_adapter(str(tmp_path / "a"), "a")
+    ours = FACTORIES["vit"](0)
+    mma.load_adapter(ours.model, tmp_path / "a")
+    assert mma.list_adapters(ours.model)["a"].scaling == "learned"
+    with torch.no_grad():
+        torch.testing.assert_close(ours.run(ours.model, batch), expected, **TOLERANCE)
