@@ -221,7 +221,8 @@ def _ensure_block_output_site(layer: nn.Module, norm_path: str, site: AdapterSit
     """Adapters reading a post-LN block's output run after its LayerNorm: wrap that LayerNorm (once)."""
     if not isinstance(resolve_path(layer, norm_path), BlockOutputSite):
         parent, child = resolve_parent(layer, norm_path)
-        setattr(parent, child, BlockOutputSite(getattr(parent, child), site))
+        norm = getattr(parent, child)
+        setattr(parent, child, BlockOutputSite(norm, site).train(norm.training))
 
 
 def _ensure_tap(layer: nn.Module, path: str | None, site: AdapterSite, output: bool = False) -> None:
@@ -235,7 +236,7 @@ def _ensure_tap(layer: nn.Module, path: str | None, site: AdapterSite, output: b
     tap_class = OutputTap if output else InputTap
     if type(module) is not tap_class:
         parent, child = resolve_parent(layer, path)
-        module = tap_class(module)
+        module = tap_class(module).train(module.training)
         setattr(parent, child, module)
     site.attach_tap(module)
 
