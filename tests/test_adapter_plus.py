@@ -138,3 +138,23 @@ def test_stacked_after_pfeiffer_and_removed_again_on_a_post_ln_block():
     mma.set_active_adapters(tiny.model, "pf")
     with torch.no_grad():
         torch.testing.assert_close(tiny.run(tiny.model, batch), pfeiffer_only, rtol=0, atol=0)
+
+
+def test_recipes_accept_adapter_plus_as_a_placement(tmp_path):
+    """bert_text on the demo BERT (post-LN: the adapter runs after the block's LayerNorm) trains with stochastic
+    depth and exports Adapter+ with the runner's reduction factor (which, as for every placement, replaces the
+    preset's)."""
+    import importlib
+    import json
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text(
+        f"preset: demo\nmax_steps: 2\nbatch_size: 4\nlimit_val_batches: 2\noutput_dir: {tmp_path}\n"
+    )
+    recipe = importlib.import_module("recipes.bert_text")
+    argv = ["--config", str(config), "--backbone", "demo-bert", "--placement", "adapter_plus"]
+    report = recipe.main([*argv, "--reduction-factor", "8"])
+    saved = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())["config"]
+    assert (saved["reads"], saved["scaling"], saved["drop_path"]) == ("block_output", "channel", 0.1)
+    assert saved["reduction_factor"] == 8 and report["steps"] == 2
+    assert report["trainable_params"] == 2 * (2 * 16 * 128 + 16 + 128 + 128) + 128 * 2 + 2  # adapters + head
