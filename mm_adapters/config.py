@@ -9,12 +9,14 @@ from typing import Any
 ACTIVATIONS = ("relu", "gelu", "swish", "silu", "tanh")
 MODES = ("sequential", "parallel")
 SITES = ("attn", "cross_attn", "ffn")  # in execution order inside a block
-INITS = ("zero", "bert")
+INITS = ("zero", "bert", "trunc_normal")
+LEARNED_SCALINGS = ("channel", "learned")  # AdapterHub's names: one learned factor per channel, or one in all
 # What the adapter reads, per mode (the math per block type is in docs/placements.md):
 READS = {
     # "output": the sublayer output h (Houlsby); "residual_sum": the sum after the residual add, through the
-    # block's LayerNorm on post-LN blocks (Pfeiffer, AdapterHub's original_ln_before=True)
-    "sequential": ("output", "residual_sum"),
+    # block's LayerNorm on post-LN blocks (Pfeiffer, AdapterHub's original_ln_before=True); "block_output": what the
+    # block outputs after the sublayer's residual add (and its LayerNorm on post-LN blocks) (Adapter+)
+    "sequential": ("output", "residual_sum", "block_output"),
     # "residual": the residual stream entering the sublayer (AdapterHub, AdaptFormer); "sublayer_input": what the
     # sublayer itself reads (after the LayerNorm on pre-LN blocks; the same tensor on post-LN blocks)
     "parallel": ("residual", "sublayer_input"),
@@ -40,20 +42,25 @@ class AdapterConfig:
     """Explicit bottleneck size; overrides ``reduction_factor``."""
     activation: str = "relu"
     """Nonlinearity between the projections: relu, gelu, swish (= silu) or tanh."""
-    scaling: float = 1.0
-    """Multiplier on the adapter output (parallel adapters use 4.0, as in He et al. 2022 and AdapterHub)."""
+    scaling: float | str = 1.0
+    """Multiplier on the adapter output (parallel adapters use 4.0, as in He et al. 2022 and AdapterHub); or learned:
+    ``"channel"``, one factor per hidden channel, ``"learned"``, one factor in all (both start at 1, AdapterHub's)."""
     dropout: float = 0.0
     """Dropout on the bottleneck activations during training."""
+    drop_path: float = 0.0
+    """Stochastic depth while training: the adapter output of each sample is dropped with this probability and the
+    kept ones scaled by ``1 / (1 - drop_path)`` (torchvision's ``StochasticDepth(mode="row")``, timm's ``DropPath``)."""
     layers: str | tuple[int, ...] = "all"
     """Layers that get adapters: ``"all"``, ``"last:K"`` for the top K layers, or a tuple of indices (negative ones count from the top)."""
     towers: tuple[str, ...] | None = None
     """For multi-tower backbones (CLIP: ``"vision"``, ``"text"``), which towers get adapters; None means all."""
     reads: str | None = None
-    """What the adapter reads; sequential: ``"output"`` (default) or ``"residual_sum"``; parallel: ``"residual"``
+    """What the adapter reads; sequential: ``"output"`` (default), ``"residual_sum"`` or ``"block_output"``; parallel: ``"residual"``
     (default) or ``"sublayer_input"``. See ``docs/placements.md``."""
     init: str = "zero"
     """``"zero"``: the up-projection starts at zero (the adapted model is exactly the base model); ``"bert"``: both
-    projections drawn from N(0, 0.02), biases zero (AdapterHub's default)."""
+    projections drawn from N(0, 0.02), biases zero (AdapterHub's default); ``"trunc_normal"``: both drawn from
+    N(0, 0.01) truncated to +-0.02, biases zero (AdapterHub's ``init_weights="houlsby"``, Adapter+'s)."""
 
     def __post_init__(self) -> None:
         if self.reads is None and self.mode in MODES:
@@ -91,8 +98,23 @@ class AdapterConfig:
             raise ValueError(f"bottleneck_dim must be a positive integer, got {self.bottleneck_dim!r}.")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}.")
-        if not isinstance(self.scaling, (int, float)) or self.scaling != self.scaling:
-            raise ValueError(f"scaling must be a number, got {self.scaling!r}.")
+        if isinstance(self.scaling, str):
+            if self.scaling not in LEARNED_SCALINGS:
+                raise ValueError(
+                    f"scaling must be a number or one of {LEARNED_SCALINGS} (learned), got {self.scaling!r}."
+                )
+        elif (
+            isinstance(self.scaling, bool)
+            or not isinstance(self.scaling, (int, float))
+            or self.scaling != self.scaling
+        ):
+            raise ValueError(f"scaling must be a number or one of {LEARNED_SCALINGS}, got {self.scaling!r}.")
+        if (
+            isinstance(self.drop_path, bool)
+            or not isinstance(self.drop_path, (int, float))
+            or not 0.0 <= self.drop_path < 1.0
+        ):
+            raise ValueError(f"drop_path must be a probability in [0, 1), got {self.drop_path!r}.")
         _check_layers(self.layers)
 
     # -- presets -----------------------------------------------------------------------------------------------
@@ -137,13 +159,30 @@ class AdapterConfig:
         return cls(**{**defaults, **overrides})
 
     @classmethod
+    def adapter_plus(cls, **overrides: Any) -> AdapterConfig:
+        """Steitz & Roth 2024, Adapter+ (AdapterHub's AdapterPlusConfig): one sequential adapter after the whole
+        block, reading its output ``y`` (``LN(z)`` post-LN, ``z`` pre-LN; ``z = h + x``): ``y + s * DropPath(A(y))``,
+        GELU, reduction 96, learned per-channel ``s`` from 1, stochastic depth 0.1, trunc-normal(0.01) init."""
+        defaults = {
+            "sites": ("ffn",),
+            "reads": "block_output",
+            "activation": "gelu",
+            "reduction_factor": 96,
+            "scaling": "channel",
+            "drop_path": 0.1,
+            "init": "trunc_normal",
+        }
+        return cls(**{**defaults, **overrides})
+
+    @classmethod
     def preset(cls, name: str, **overrides: Any) -> AdapterConfig:
-        """Build a preset by name: ``houlsby``, ``pfeiffer``, ``parallel`` or ``houlsby_ffn``."""
+        """Build a preset by name: ``houlsby``, ``pfeiffer``, ``parallel``, ``houlsby_ffn`` or ``adapter_plus``."""
         presets = {
             "houlsby": cls.houlsby,
             "pfeiffer": cls.pfeiffer,
             "parallel": cls.parallel,
             "houlsby_ffn": cls.houlsby_ffn,
+            "adapter_plus": cls.adapter_plus,
         }
         if name not in presets:
             raise ValueError(f"Unknown adapter preset {name!r}; choose one of {sorted(presets)}.")

@@ -9,9 +9,9 @@ from torch import nn
 
 from .config import AdapterConfig
 from .layers import BottleneckAdapter
-from .placements import plan_site
+from .placements import after_norm, plan_site
 from .plugins import composition_method
-from .site import AdapterSite, InputTap, OutputTap
+from .site import AdapterSite, BlockOutputSite, InputTap, OutputTap
 from .specs import BackboneSpec, resolve_parent, resolve_path, site_hidden_size, tower_blocks
 from .state import backbone_signature, check_name, get_state, has_adapters, iter_sites, tower_layers
 
@@ -53,6 +53,8 @@ def add_adapter(
         if config.reads != "output":
             _place(block, tower, site_spec, site, config.reads, state.spec.family)
         adapter = BottleneckAdapter(hidden_size, config)
+        # new modules start in training mode; follow the model's, so drop path and dropout act only in training
+        adapter.train(site.base_layer.training)
         adapter.to(device=_device_of(site.base_layer))
         site.add(name, adapter)
     state.configs[name] = config
@@ -174,6 +176,7 @@ def _site_for(
     site = AdapterSite(
         existing, tower, index, site_name, hidden_size, tower_spec.channels_first_of(layer, site_spec)
     )
+    site.train(existing.training)
     setattr(parent, child, site)
     return site
 
@@ -208,7 +211,18 @@ def _place(layer: nn.Module, tower, site_spec, site: AdapterSite, reads: str, fa
     """Give the site its placement (once) and tap its stream where the placement says."""
     if site.placement is None:
         site.placement = plan_site(tower, site_spec, layer, reads, family=family, site_name=site.site)
+    if after_norm(site.placement, reads):
+        _ensure_block_output_site(layer, site_spec.norm, site)
+        return
     _ensure_tap(layer, site.placement.tap_path, site, site.placement.tap_output)
+
+
+def _ensure_block_output_site(layer: nn.Module, norm_path: str, site: AdapterSite) -> None:
+    """Adapters reading a post-LN block's output run after its LayerNorm: wrap that LayerNorm (once)."""
+    if not isinstance(resolve_path(layer, norm_path), BlockOutputSite):
+        parent, child = resolve_parent(layer, norm_path)
+        norm = getattr(parent, child)
+        setattr(parent, child, BlockOutputSite(norm, site).train(norm.training))
 
 
 def _ensure_tap(layer: nn.Module, path: str | None, site: AdapterSite, output: bool = False) -> None:
@@ -222,7 +236,7 @@ def _ensure_tap(layer: nn.Module, path: str | None, site: AdapterSite, output: b
     tap_class = OutputTap if output else InputTap
     if type(module) is not tap_class:
         parent, child = resolve_parent(layer, path)
-        module = tap_class(module)
+        module = tap_class(module).train(module.training)
         setattr(parent, child, module)
     site.attach_tap(module)
 
@@ -244,6 +258,7 @@ def _unwrap_empty_sites(model: nn.Module) -> None:
                 site = resolve_path(layer, site_spec.output)
                 if not isinstance(site, AdapterSite):
                     continue
+                _unwrap_block_output_site(layer, site_spec.norm, site)
                 needs_tap = any(adapter.reads != "output" for adapter in site.adapters.values())
                 if site.tap is not None and not needs_tap:
                     _replace(layer, site.placement.tap_path, site.tap.base_layer)
@@ -252,6 +267,15 @@ def _unwrap_empty_sites(model: nn.Module) -> None:
                     site.placement = None
                 if not len(site.adapters):
                     _replace(layer, site_spec.output, site.base_layer)
+
+
+def _unwrap_block_output_site(layer: nn.Module, norm_path: str | None, site: AdapterSite) -> None:
+    """Restore the LayerNorm once no adapter of ``site`` reads the block's output after it."""
+    if not norm_path or any(after_norm(site.placement, a.reads) for a in site.adapters.values()):
+        return
+    wrapper = resolve_path(layer, norm_path)
+    if isinstance(wrapper, BlockOutputSite):
+        _replace(layer, norm_path, wrapper.base_layer)
 
 
 def _replace(layer: nn.Module, path: str, module: nn.Module) -> None:

@@ -16,7 +16,11 @@ without the LayerNorm.
 ``residual_sum``       ``LN(z + A(LN(z)))``, ``z = h + x``      ``z + A(z)``, ``z = r + h``             ``z + A(z)``, ``z = x + h``
 ``residual`` (par.)    ``LN(x + h + s*A(x))``                  ``r + h + s*A(r)``                     ``x + h + s*A(x)``
 ``sublayer_input``     ``LN(x + h + s*A(x))``                  ``r + h + s*A(LN(r))``                 ``x + h + s*A(x)``
+``block_output``       ``y + A(y)``, ``y = LN(h + x)``         ``z + A(z)``, ``z = r + h``             ``z + A(z)``, ``z = x + h``
 =====================  ======================================  =====================================  =========================
+
+``block_output`` on a post-LN block adds the adapter after the block's LayerNorm, which the site cannot reach from
+the sublayer output: a :class:`~mm_adapters.site.BlockOutputSite` wraps that LayerNorm (see :func:`after_norm`).
 """
 
 from __future__ import annotations
@@ -29,7 +33,9 @@ from torch import nn
 
 from .specs import optional_module, resolve_path
 
-STREAM_READS = ("residual_sum", "residual", "sublayer_input")
+STREAM_READS = ("residual_sum", "residual", "sublayer_input", "block_output")
+# reads that see the sum of the sublayer output and the stream (the block's output, on blocks without a post-LN)
+SUM_READS = ("residual_sum", "block_output")
 
 
 @dataclass(frozen=True)
@@ -75,7 +81,13 @@ def adapter_input(
         return stream
     if reads == "sublayer_input":
         return placement.norm(stream) if placement is not None and placement.stream_before_norm else stream
-    if reads == "residual_sum":
+    if reads == "block_output" and placement is not None and placement.norm_position == "post":
+        raise RuntimeError(
+            "An adapter reading 'block_output' on a post-LN block runs after the block's LayerNorm, so it cannot "
+            "be composed (Fuse, Parallel, BatchSplit) with adapters on the sublayer output; activate it alone or "
+            "stacked (a list of names)."
+        )
+    if reads in SUM_READS:
         total = hidden + stream
         return placement.norm(total) if placement.norm_position == "post" else total
     raise ValueError(f"Unknown reads {reads!r}.")
@@ -99,14 +111,14 @@ def plan_site(
             f"{site_spec.untapped_residual!r} transforms inside the block's own code (no module outputs it); use "
             "reads='output' for this site (or leave this layer out with AdapterConfig.layers)."
         )
-    if reads in ("residual", "residual_sum") and position is None and family.startswith("auto:"):
+    if reads in ("residual", *SUM_READS) and position is None and family.startswith("auto:"):
         raise ValueError(
             f"reads={reads!r} needs the residual stream, but the automatic spec ({where}) found no tap that carries "
             f"the residual this sublayer is added to in {type(block).__name__} (no LayerNorm before it reads it, and "
             "the sublayer does not read it itself); use reads='output' (AdapterConfig.houlsby()), or pass spec= "
             "with TowerSpec.norm_position (mm_adapters.describe(model) prints what was found)."
         )
-    if reads in ("residual", "residual_sum") and position is None:
+    if reads in ("residual", *SUM_READS) and position is None:
         raise ValueError(
             f"reads={reads!r} needs to know whether the blocks are pre-LN or post-LN, but {where} has no "
             "TowerSpec.norm_position; set it to 'pre', 'post' or 'res_post', or use reads='output' / 'sublayer_input'."
@@ -115,8 +127,8 @@ def plan_site(
         return _on_shortcut(tower, site_spec, block, reads, position, where)
     if position == "pre" and site_spec.reads_stream:
         return SitePlacement(position, None, False, site_spec.input)
-    needs_norm = (position == "pre" and reads in ("residual", "residual_sum")) or (
-        position == "post" and reads == "residual_sum"
+    needs_norm = (position == "pre" and reads in ("residual", *SUM_READS)) or (
+        position == "post" and reads in SUM_READS
     )
     if needs_norm and site_spec.norm is None:
         raise ValueError(
@@ -138,10 +150,16 @@ def _on_shortcut(
             f"{site_spec.residual!r} (a downsampling or widening shortcut), so what the sublayer reads is not the "
             "residual stream's normalised form; use reads='residual' (AdapterConfig.parallel's default)."
         )
-    if position == "post" and reads == "residual_sum" and site_spec.norm is None:
-        raise ValueError(f"reads='residual_sum' on a post-LN block needs SiteSpec.norm for {where}.")
+    if position == "post" and reads in SUM_READS and site_spec.norm is None:
+        raise ValueError(f"reads={reads!r} on a post-LN block needs SiteSpec.norm for {where}.")
     norm = _norm(tower, block, site_spec) if position == "post" else None
     return SitePlacement(position, norm, False, site_spec.residual, tap_output=True)
+
+
+def after_norm(placement: SitePlacement | None, reads: str) -> bool:
+    """Whether an adapter reading ``reads`` runs on the output of the block's LayerNorm (``block_output`` on a post-LN
+    block: ``y + A(y)``, ``y = LN(h + x)``) rather than on the sublayer output."""
+    return reads == "block_output" and placement is not None and placement.norm_position == "post"
 
 
 def _norm(tower, block: nn.Module, site_spec) -> Callable[[torch.Tensor], torch.Tensor] | None:
@@ -152,5 +170,7 @@ def _norm(tower, block: nn.Module, site_spec) -> Callable[[torch.Tensor], torch.
 
 
 def _unwrapped(module: nn.Module) -> nn.Module:
-    """The LayerNorm itself when an input tap already wraps it (calling the tap would capture again)."""
-    return getattr(module, "base_layer", module) if type(module).__name__ == "InputTap" else module
+    """The LayerNorm itself when an input tap (calling it would capture again) or a block-output site (calling it
+    would add its adapters) already wraps it."""
+    wrappers = ("InputTap", "BlockOutputSite")
+    return getattr(module, "base_layer", module) if type(module).__name__ in wrappers else module

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .layers import BottleneckAdapter
-from .placements import SitePlacement, adapter_input
+from .placements import SitePlacement, adapter_input, after_norm
 
 
 def first_input(args: tuple, kwargs: dict) -> torch.Tensor:
@@ -136,7 +136,10 @@ class AdapterSite(LayerWrapper):
 
     @property
     def needs_input(self) -> bool:
-        return any(self.adapters[n].reads != "output" for n in self.active)
+        return any(
+            self.adapters[n].reads != "output" and not after_norm(self.placement, self.adapters[n].reads)
+            for n in self.active
+        )
 
     def adapter_input(self, name: str, hidden: torch.Tensor, stream: torch.Tensor | None) -> torch.Tensor:
         """What adapter ``name`` reads here, given the sublayer output ``hidden`` and the tapped stream."""
@@ -159,11 +162,11 @@ class AdapterSite(LayerWrapper):
             self._tap[0].enabled = needs_input
         # plain attributes (not submodules), so forward never goes through Module.__getattr__
         self._base = (self._modules["base_layer"],)
-        self._stack = (
-            tuple((self.adapters[n], self.adapters[n].reads) for n in self.active)
-            if runs and self.composition is None
-            else ()
-        )
+        stacked = self.active if runs and self.composition is None else ()
+        # block_output adapters on a post-LN block run after its LayerNorm (the BlockOutputSite wrapping it)
+        later = tuple(n for n in stacked if after_norm(self.placement, self.adapters[n].reads))
+        self._stack = tuple((self.adapters[n], self.adapters[n].reads) for n in stacked if n not in later)
+        self._after_norm = tuple(self.adapters[n] for n in later)
         self._plan = self.composition if runs else None
         self._needs_input = needs_input
 
@@ -194,6 +197,14 @@ class AdapterSite(LayerWrapper):
             hidden = adapter(x, hidden)
         return hidden
 
+    def adapt_block_output(self, output: torch.Tensor) -> torch.Tensor:
+        """Add the active adapters that read the block's output ``y`` (post-LN ``block_output``): ``y + A(y)``."""
+        if self.channels_first:
+            output = output.movedim(1, -1)
+        for adapter in self._after_norm:
+            output = adapter(output, output)
+        return output.movedim(-1, 1) if self.channels_first else output
+
     def extra_repr(self) -> str:
         composition = f", composition={self.composition!r}" if self.composition is not None else ""
         layout = ", channels_first=True" if self.channels_first else ""
@@ -201,3 +212,22 @@ class AdapterSite(LayerWrapper):
             f"tower={self.tower!r}, layer={self.layer_index}, site={self.site!r}{layout}, "
             f"active={list(self.active)}{composition}"
         )
+
+
+class BlockOutputSite(_Wrapper):
+    """Wraps a post-LN block's LayerNorm (the one after ``site``'s residual add): adds ``site``'s active adapters that
+    read the block's output (``reads="block_output"``, Adapter+) to what it returns."""
+
+    def __init__(self, base_layer: nn.Module, site: AdapterSite) -> None:
+        super().__init__(base_layer)
+        # a tuple keeps the site out of this module's children (it is the block's already)
+        self._site = (site,)
+
+    @property
+    def site(self) -> AdapterSite:
+        return self._site[0]
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        out = self._modules["base_layer"](*args, **kwargs)
+        site = self._site[0]
+        return site.adapt_block_output(out) if site._after_norm else out

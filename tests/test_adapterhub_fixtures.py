@@ -30,6 +30,8 @@ def _case(case: str, family: str):
         ("bert_pfeiffer", "bert", mma.AdapterConfig.pfeiffer(init="bert")),
         ("vit_houlsby", "vit", mma.AdapterConfig.houlsby(init="bert")),
         ("clip_parallel", "clip", mma.AdapterConfig.parallel()),
+        ("bert_adapter_plus", "bert", mma.AdapterConfig.adapter_plus()),
+        ("vit_adapter_plus", "vit", mma.AdapterConfig.adapter_plus(reduction_factor=8)),
     ],
 )
 def test_adapterhub_folder_loads_with_adapterhub_outputs(case, family, expected_config):
@@ -81,7 +83,8 @@ def _edited_copy(tmp_path: Path, edit) -> Path:
         ("phm_layer", True),
         ("inv_adapter", "nice"),
         ("reduction_factor", {"0": 8, "default": 16}),
-        ("scaling", "learned"),
+        ("scaling", "per_head"),
+        ("residual_before_ln", "post_add"),
         ("non_linearity", "gelu_new"),
         ("original_ln_after", False),
     ],

@@ -1,7 +1,10 @@
 """mm_adapters against AdapterHub itself (``make interop``: the peer environment with ``adapters`` 1.3 and
-transformers 4.57). For BERT, RoBERTa, ViT and CLIP and each of Pfeiffer, Houlsby, parallel and a 2-adapter fusion:
+transformers 4.57). For BERT, RoBERTa, ViT and CLIP and each of Pfeiffer, Houlsby, parallel, Adapter+ and a 2-adapter
+fusion:
 an AdapterHub-saved folder loaded here gives AdapterHub's outputs, and our ``format="adapterhub"`` folder loaded by
 AdapterHub gives ours, with AdapterHub's default ``load_adapter(folder)`` and with ``use_safetensors=True``. Skipped where AdapterHub is not installed (the main environment)."""
+
+import json
 
 import pytest
 import torch
@@ -14,7 +17,13 @@ import mm_adapters as mma  # noqa: E402
 from mm_adapters.interop import load_adapterhub_head  # noqa: E402
 
 FAMILIES = ["bert", "roberta", "vit", "clip"]
-SETUPS = {"pfeiffer": "seq_bn", "houlsby": "double_seq_bn", "parallel": "par_bn", "fusion": "seq_bn"}
+SETUPS = {
+    "pfeiffer": "seq_bn",
+    "houlsby": "double_seq_bn",
+    "parallel": "par_bn",
+    "adapter_plus": adapters.AdapterPlusConfig(),
+    "fusion": "seq_bn",
+}
 TOLERANCE = dict(rtol=1e-5, atol=1e-5)
 
 
@@ -135,3 +144,38 @@ def test_adapterhub_classification_head_gives_adapterhub_logits(tmp_path):
     head = load_adapterhub_head(tmp_path / "task")
     with torch.no_grad():
         torch.testing.assert_close(head(tiny.run(tiny.model, batch)[:, 0]), expected, **TOLERANCE)
+
+
+@pytest.mark.parametrize("family", ["bert", "vit"])
+def test_adapter_plus_config_maps_to_adapterhubs_adapter_plus_config_both_ways(tmp_path, family):
+    theirs = FACTORIES[family](0)
+    adapters.init(theirs.model)
+    theirs.model.add_adapter("a", config=adapters.AdapterPlusConfig(reduction_factor=8))
+    theirs.model.save_adapter(str(tmp_path / "theirs"), "a")
+    ours = FACTORIES[family](0)
+    mma.load_adapter(ours.model, tmp_path / "theirs")
+    assert mma.list_adapters(ours.model)["a"] == mma.AdapterConfig.adapter_plus(reduction_factor=8)
+    mma.save_adapter(ours.model, "a", tmp_path / "ours", format="adapterhub")
+    saved = json.loads((tmp_path / "ours" / "adapter_config.json").read_text())["config"]
+    expected = adapters.AdapterPlusConfig(reduction_factor=8).to_dict()
+    assert {k: saved[k] for k in expected if k != "architecture"} == {
+        k: v for k, v in expected.items() if k != "architecture"
+    }
+
+
+def test_learned_scalar_scaling_loads_with_adapterhub_outputs(tmp_path):
+    theirs = FACTORIES["vit"](0)
+    adapters.init(theirs.model)
+    theirs.model.add_adapter("a", config=adapters.SeqBnConfig(scaling="learned", reduction_factor=4))
+    theirs.model.set_active_adapters("a")
+    theirs.model.eval()
+    _randomize(theirs.model, ".adapters.a.", seed=1)
+    batch = theirs.make_batch(0)
+    with torch.no_grad():
+        expected = theirs.run(theirs.model, batch)
+    theirs.model.save_adapter(str(tmp_path / "a"), "a")
+    ours = FACTORIES["vit"](0)
+    mma.load_adapter(ours.model, tmp_path / "a")
+    assert mma.list_adapters(ours.model)["a"].scaling == "learned"
+    with torch.no_grad():
+        torch.testing.assert_close(ours.run(ours.model, batch), expected, **TOLERANCE)

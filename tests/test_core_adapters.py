@@ -10,7 +10,7 @@ from mm_adapters import AdapterConfig, AdapterSite, InputTap
 
 from tiny_backbones import FACTORIES, HIDDEN, LAYERS
 
-PRESETS = ["houlsby", "pfeiffer", "parallel"]
+PRESETS = ["houlsby", "pfeiffer", "parallel", "adapter_plus"]
 CASES = [(family, preset) for family in FACTORIES for preset in PRESETS]
 
 
@@ -32,7 +32,8 @@ def test_adapted_model_equals_base_at_init(family, preset):
     batch = tiny.make_batch(0)
     with torch.no_grad():
         expected = tiny.run(tiny.model, batch)
-    mma.add_adapter(tiny.model, "task", AdapterConfig.preset(preset))
+    # adapter_plus starts from trunc-normal weights, like AdapterHub's; every preset is the identity with init="zero"
+    mma.add_adapter(tiny.model, "task", AdapterConfig.preset(preset, init="zero"))
     with torch.no_grad():
         actual = tiny.run(tiny.model, batch)
     torch.testing.assert_close(actual, expected, rtol=0, atol=1e-6)
@@ -119,7 +120,8 @@ def test_trainable_parameter_count(family, preset):
     d, r = HIDDEN, config.bottleneck_size(HIDDEN)
     sites = _num_towers(tiny.model) * LAYERS * len(config.sites)
     counts = mma.count_parameters(tiny.model)
-    assert counts.trainable == sites * (2 * r * d + r + d)
+    channel_scale = d if config.scaling == "channel" else 0
+    assert counts.trainable == sites * (2 * r * d + r + d + channel_scale)
     assert counts.total == total_before + counts.trainable
 
 

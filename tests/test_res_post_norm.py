@@ -111,7 +111,9 @@ def _adapter(module: nn.Module):
 
 
 def _delta(adapter, u: torch.Tensor) -> torch.Tensor:
-    return adapter.scaling * adapter.up(adapter.act(adapter.down(u)))
+    # Adapter+'s scaling is learned per channel
+    scale = adapter.scale.weight if adapter.scale is not None else adapter.scaling
+    return scale * adapter.up(adapter.act(adapter.down(u)))
 
 
 def _site_output(h: torch.Tensor, x: torch.Tensor, adapter) -> torch.Tensor:
@@ -119,7 +121,8 @@ def _site_output(h: torch.Tensor, x: torch.Tensor, adapter) -> torch.Tensor:
     if adapter is None:
         return h
     assert x.shape == h.shape
-    read = {"output": h, "residual_sum": x + h, "residual": x, "sublayer_input": x}[adapter.reads]
+    reads = {"output": h, "residual_sum": x + h, "block_output": x + h, "residual": x, "sublayer_input": x}
+    read = reads[adapter.reads]
     return h + _delta(adapter, read)
 
 
@@ -222,6 +225,7 @@ CONFIGS = {
     "pfeiffer": AdapterConfig.pfeiffer(),  # FFN, reads the residual sum
     "parallel": AdapterConfig.parallel(),  # FFN, reads the stream; scaling 4
     "parallel_sublayer_input": AdapterConfig.parallel(reads="sublayer_input"),  # no norm before f: the same
+    "adapter_plus": AdapterConfig.adapter_plus(init="zero"),  # FFN, reads the block output x + h
 }
 STREAM_ON_ATTENTION = {  # blocks whose attention sees the stream as it is added (no windows, every token)
     "pfeiffer_attn": AdapterConfig.pfeiffer(sites=("attn", "ffn")),

@@ -50,7 +50,8 @@ _PHM_FIELDS = {k for k in BN_DEFAULTS if "phm" in k or k in ("factorized_phm_W",
 }
 # AdapterHub's activation names (transformers' get_activation) with the same function as ours
 ACTIVATIONS = {"relu": "relu", "swish": "swish", "silu": "silu", "gelu": "gelu", "tanh": "tanh"}
-INITS = {"bert": "bert", "mam_adapter": "zero"}
+INITS = {"bert": "bert", "mam_adapter": "zero", "houlsby": "trunc_normal"}
+LEARNED_SCALINGS = ("channel", "learned")
 FUSION_EXACT = {
     "key": True,
     "query": True,
@@ -97,9 +98,7 @@ def from_adapterhub(
         "ln_after": (False, "a new LayerNorm after the bottleneck"),
         "use_gating": (False, "gated adapters"),
         "phm_layer": (False, "PHM (Compacter) projections"),
-        "original_ln_after": (True, "skipping the block's residual and LayerNorm"),
         "cross_adapter": (False, "cross-attention adapters"),
-        "stochastic_depth": (0.0, "stochastic depth"),
     }
     for field, (value, why) in exact.items():
         if data[field] != value:
@@ -111,8 +110,8 @@ def from_adapterhub(
     reduction = data["reduction_factor"]
     if isinstance(reduction, dict):
         raise _refuse(where, "reduction_factor", reduction, "per-layer reduction factors")
-    if isinstance(data["scaling"], str):
-        raise _refuse(where, "scaling", data["scaling"], "learned scaling")
+    if isinstance(data["scaling"], str) and data["scaling"] not in LEARNED_SCALINGS:
+        raise _refuse(where, "scaling", data["scaling"], f"the learned scalings are {LEARNED_SCALINGS}")
     activation = str(data["non_linearity"]).lower()
     if legacy_activation and activation == "gelu":
         activation = "gelu_new"
@@ -127,18 +126,7 @@ def from_adapterhub(
         )
     if data["init_weights"] not in INITS:
         raise _refuse(where, "init_weights", data["init_weights"], f"the initialisations are {sorted(INITS)}")
-    if data["is_parallel"]:
-        mode, reads = "parallel", "residual"
-    elif data["original_ln_before"]:
-        if data["residual_before_ln"] is not True:
-            raise _refuse(
-                where, "residual_before_ln", data["residual_before_ln"], "with original_ln_before only True"
-            )
-        mode, reads = "sequential", "residual_sum"
-    else:
-        if data["residual_before_ln"] not in (True, False):
-            raise _refuse(where, "residual_before_ln", data["residual_before_ln"], "only True or False")
-        mode, reads = "sequential", "output"
+    mode, reads = _placement(data, where)
     sites = tuple(s for s, on in (("attn", data["mh_adapter"]), ("ffn", data["output_adapter"])) if on)
     if not sites:
         raise _refuse(where, "mh_adapter/output_adapter", False, "an adapter needs at least one of them")
@@ -149,11 +137,41 @@ def from_adapterhub(
         reads=reads,
         reduction_factor=reduction,
         activation=ACTIVATIONS[activation],
-        scaling=float(data["scaling"]),
+        scaling=data["scaling"] if isinstance(data["scaling"], str) else float(data["scaling"]),
         dropout=float(data["dropout"]),
+        # AdapterHub's ParallelAdapter.forward never applies its stochastic depth
+        drop_path=0.0 if mode == "parallel" else float(data["stochastic_depth"] or 0.0),
         layers=layers,
         towers=towers,
         init=INITS[data["init_weights"]],
+    )
+
+
+def _placement(data: dict, where: str) -> tuple[str, str]:
+    """(mode, reads) of AdapterHub's ``is_parallel`` / ``original_ln_before`` / ``residual_before_ln`` /
+    ``original_ln_after``; the combinations without a counterpart are refused."""
+    before, after, residual_before = (
+        data["original_ln_before"],
+        data["original_ln_after"],
+        data["residual_before_ln"],
+    )
+    if data["is_parallel"] or not before:
+        if not after:
+            raise _refuse(where, "original_ln_after", after, "skipping the block's residual and LayerNorm")
+        if data["is_parallel"]:
+            return "parallel", "residual"
+        if residual_before not in (True, False):
+            raise _refuse(where, "residual_before_ln", residual_before, "only True or False")
+        return "sequential", "output"
+    if residual_before is True and after:
+        return "sequential", "residual_sum"  # Pfeiffer (SeqBnConfig)
+    if residual_before is False and not after:
+        return "sequential", "block_output"  # AdapterPlusConfig
+    raise _refuse(
+        where,
+        "residual_before_ln/original_ln_after",
+        (residual_before, after),
+        "with original_ln_before only (True, True), Pfeiffer's, or (False, False), Adapter+'s",
     )
 
 
@@ -187,6 +205,11 @@ def to_adapterhub(config: AdapterConfig, layer_counts: dict[str, int]) -> dict:
             "reads='sublayer_input' has no AdapterHub counterpart on pre-LN blocks (ParBnConfig reads the residual "
             "stream); save this adapter in the mm_adapters format."
         )
+    if config.is_parallel and config.drop_path > 0:
+        raise ValueError(
+            "AdapterHub's parallel adapters never apply stochastic depth; this config sets drop_path. Save it in "
+            "the mm_adapters format, or use drop_path=0."
+        )
     if config.bottleneck_dim is not None:
         raise ValueError(
             "AdapterHub configs size the bottleneck by reduction_factor only; this config sets bottleneck_dim. "
@@ -204,10 +227,13 @@ def to_adapterhub(config: AdapterConfig, layer_counts: dict[str, int]) -> dict:
         "output_adapter": "ffn" in config.sites,
         "reduction_factor": config.reduction_factor,
         "non_linearity": config.activation,
-        "original_ln_before": config.reads == "residual_sum",
+        "original_ln_before": config.reads in ("residual_sum", "block_output"),
+        "original_ln_after": config.reads != "block_output",
+        "residual_before_ln": config.reads != "block_output",
         "is_parallel": config.is_parallel,
-        "scaling": float(config.scaling),
+        "scaling": config.scaling if isinstance(config.scaling, str) else float(config.scaling),
         "dropout": float(config.dropout),
+        "stochastic_depth": float(config.drop_path),
         "init_weights": {v: k for k, v in INITS.items()}[config.init],
         "leave_out": leave_out,
     }

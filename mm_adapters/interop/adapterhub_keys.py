@@ -21,6 +21,8 @@ LAYOUTS: dict[str, dict[str, tuple[str, dict[str, str]]]] = {
 }
 # AdapterHub's own names for its parameters -> ours
 ADAPTER_PARAMS = {"adapter_down.0": "down", "adapter_up": "up"}
+# a learned scaling (``scaling="channel"`` / ``"learned"``) is a bare parameter there, a module's weight here
+SCALING_PARAM, SCALE_KEY = "scaling", "scale.weight"
 FUSION_PARAMS = {"query": "query", "key": "key", "value": "value"}
 # adapter-transformers 2.x/3.x names that AdapterHub still renames on load
 LEGACY_NAMES = {
@@ -45,6 +47,8 @@ def to_adapterhub(family: str, key: str, name: str, kind: str = "adapters") -> s
     """Our canonical key ``{tower}.{layer}.{site}.{param}`` -> AdapterHub's key for adapter (or fusion) ``name``."""
     tower, layer, site, module, param = key.split(".")
     layers, sites = layout(family)[tower]
+    if kind == "adapters" and f"{module}.{param}" == SCALE_KEY:
+        return f"{layers}.{layer}.{sites[site]}.adapters.{name}.{SCALING_PARAM}"
     if kind == "adapters":
         theirs = {v: k for k, v in ADAPTER_PARAMS.items()}[module]
         return f"{layers}.{layer}.{sites[site]}.adapters.{name}.{theirs}.{param}"
@@ -57,9 +61,10 @@ def _pattern(family: str, kind: str) -> list[tuple[re.Pattern, str, dict[str, st
         for site, path in sites.items():
             container = "adapters" if kind == "adapters" else "adapter_fusion_layer"
             params = ADAPTER_PARAMS if kind == "adapters" else FUSION_PARAMS
+            scaling = rf"|(?P<scaling>{SCALING_PARAM})" if kind == "adapters" else ""
             regex = (
                 rf"^(?:[A-Za-z_]\w*\.)?{re.escape(layers)}\.(?P<layer>\d+)\.{re.escape(path)}\.{container}\."
-                rf"(?P<name>[^.]+(?:,[^.]+)*)\.(?P<module>{'|'.join(re.escape(p) for p in params)})\.(?P<param>weight|bias)$"
+                rf"(?P<name>[^.]+(?:,[^.]+)*)\.(?:(?P<module>{'|'.join(re.escape(p) for p in params)})\.(?P<param>weight|bias){scaling})$"
             )
             patterns.append((re.compile(regex), f"{tower}.{{layer}}.{site}", params))
     return patterns
@@ -81,9 +86,11 @@ def from_adapterhub(family: str, keys: list[str], kind: str = "adapters") -> tup
         for regex, prefix, params in patterns:
             match = regex.match(key)
             if match:
-                mapping[original] = (
-                    f"{prefix.format(layer=match['layer'])}.{params[match['module']]}.{match['param']}"
-                )
+                where = prefix.format(layer=match["layer"])
+                if match.groupdict().get("scaling"):
+                    mapping[original] = f"{where}.{SCALE_KEY}"
+                else:
+                    mapping[original] = f"{where}.{params[match['module']]}.{match['param']}"
                 break
         else:
             unknown.append(original)

@@ -1,3 +1,5 @@
 from .bottleneck import BottleneckAdapter
+from .drop_path import DropPath
+from .scale import LearnedScale
 
-__all__ = ["BottleneckAdapter"]
+__all__ = ["BottleneckAdapter", "DropPath", "LearnedScale"]

@@ -19,7 +19,7 @@ from ..data.local_columns import AUDIO, CAPTION, IMAGE, LABEL, TEXT, TRANSCRIPT,
 from ..reliability import STRATEGIES
 
 PRESET_NAMES = ("demo", "full")
-Placement = Literal["houlsby", "pfeiffer", "parallel", "houlsby_ffn"]
+Placement = Literal["houlsby", "pfeiffer", "parallel", "houlsby_ffn", "adapter_plus"]
 Strategy = Literal[STRATEGIES]  # type: ignore[valid-type]
 
 
