@@ -214,7 +214,7 @@ class AdapterSite(LayerWrapper):
         )
 
 
-class BlockOutputSite(_Wrapper):
+class BlockOutputSite(LayerWrapper):
     """Wraps a post-LN block's LayerNorm (the one after ``site``'s residual add): adds ``site``'s active adapters that
     read the block's output (``reads="block_output"``, Adapter+) to what it returns."""
 
