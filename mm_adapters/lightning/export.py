@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,7 @@ from ..injection import active_adapters, list_adapters
 from ..layers.bottleneck import _ACTIVATIONS
 from ..serialization import CONFIG_FILE, HEAD_FILE, load_adapter, save_adapter
 from .base import AdapterTaskModule
+from .task_description import describe_task, write_task_description
 
 HEAD_CONFIG_FILE = "head_config.json"
 LABELS_FILE = "labels.json"
@@ -54,17 +55,23 @@ FEATURE_ADAPTERS = "feature_adapters"
 
 
 def export_adapter(
-    module: AdapterTaskModule, directory: str | os.PathLike, name: str | None = None, overwrite: bool = True
+    module: AdapterTaskModule,
+    directory: str | os.PathLike,
+    name: str | None = None,
+    overwrite: bool = True,
+    details: Mapping[str, Any] | None = None,
 ) -> Path:
     """Save the module's adapter (the active one unless ``name`` is given) and its ``head`` to ``directory``.
 
     Without adapters (a linear probe) only ``head.safetensors`` is written. The class names of a classification
-    module (or the vocabulary of a CTC module) go to ``labels.json``.
+    module (or the vocabulary of a CTC module) go to ``labels.json``; the task, backbone and preprocessing to
+    ``task.json`` (``details``: more of it, see :func:`~mm_adapters.lightning.task_description.describe_task`).
     """
     head = getattr(module, "head", None)
     model = module.backbone.model
     description = head_description(head)
     labels = _labels_of(module)
+    task = describe_task(module.task_kind, module.backbone, details) if module.task_kind else None
     if not list_adapters(model):
         if head is None:
             raise ValueError("Nothing to export: the module has neither an adapter nor a head.")
@@ -74,6 +81,7 @@ def export_adapter(
             save_file(tensors, str(folder / HEAD_FILE))
             _write_description(folder, description)
             _write_labels(folder, labels)
+            _write_task(folder, task)
 
         return write_directory_atomically(Path(directory), fill, overwrite)
     if name is None:
@@ -81,13 +89,14 @@ def export_adapter(
         if len(active) != 1:
             raise ValueError(f"Pass the adapter name to export; active adapters are {list(active)}.")
         name = active[0]
-    if description is None and labels is None:
+    if description is None and labels is None and task is None:
         return save_adapter(model, name, directory, head=head, overwrite=overwrite)
 
     def fill_with_description(folder: Path) -> None:
         save_adapter(model, name, folder, head=head, overwrite=True)
         _write_description(folder, description)
         _write_labels(folder, labels)
+        _write_task(folder, task)
 
     return write_directory_atomically(Path(directory), fill_with_description, overwrite)
 
@@ -197,6 +206,11 @@ def _labels_of(module: AdapterTaskModule) -> dict[str, Any] | None:
         return {"task": "ctc", "blank_id": vocabulary.blank_id, "vocabulary": list(vocabulary.chars)}
     names = getattr(module, "class_names", None)
     return {"task": "classification", "class_names": list(names)} if names is not None else None
+
+
+def _write_task(folder: Path, task: dict[str, Any] | None) -> None:
+    if task is not None:
+        write_task_description(folder, task)
 
 
 def _write_labels(folder: Path, labels: dict[str, Any] | None) -> None:
