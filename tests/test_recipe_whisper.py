@@ -90,3 +90,20 @@ def test_run_demos_runs_the_probe_as_a_variant_of_speech_digits(tiny_whisper, tm
     assert "the same, linear probe" in (tmp_path / "summary.txt").read_text().splitlines()[2]
     report = json.loads((tmp_path / "speech_digits_probe" / "metrics.json").read_text())
     assert report["recipe"] == "speech_digits" and report["adapter"] is None
+
+
+@pytest.mark.filterwarnings("ignore:Audio of")
+def test_speech_digits_and_whisper_asr_take_a_local_data_folder(tiny_whisper, tmp_path):
+    from local_folders import audio_folder
+
+    clips = audio_folder(tmp_path / "calls", rate=22050)
+    digits = run("speech_digits", tmp_path / "digits", "--backbone", tiny_whisper, "--data", str(clips))
+    assert digits["class_names"] == ["one", "zero"] and digits["adapter_name"] == "calls"
+    task = json.loads((tmp_path / "digits" / "out" / "adapter" / "task.json").read_text())
+    assert task["task"] == "classification" and task["backbone"]["name"] == tiny_whisper
+    spoken = audio_folder(tmp_path / "dictation", task="transcript")
+    asr = run("whisper_asr", tmp_path / "asr", "--backbone", tiny_whisper, "--data", str(spoken), "--prompt", "",
+              "--max-new-tokens", "2", "--transcript-column", "transcript")  # fmt: skip
+    assert {"val_wer", "val_word_acc"} <= set(asr["metrics"])
+    task = json.loads((tmp_path / "asr" / "out" / "adapter" / "task.json").read_text())
+    assert task["task"] == "seq2seq" and task["recipe"] == "whisper_asr" and task["inputs"] == ["audio"]
