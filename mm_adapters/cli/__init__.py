@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 COMMANDS = {
     "predict": "mm_adapters.cli.predict",
+    "serve": "mm_adapters.cli.serve",
 }
 """Subcommand -> module."""
 
