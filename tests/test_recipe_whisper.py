@@ -107,3 +107,27 @@ def test_speech_digits_and_whisper_asr_take_a_local_data_folder(tiny_whisper, tm
     assert {"val_wer", "val_word_acc"} <= set(asr["metrics"])
     task = json.loads((tmp_path / "asr" / "out" / "adapter" / "task.json").read_text())
     assert task["task"] == "seq2seq" and task["recipe"] == "whisper_asr" and task["inputs"] == ["audio"]
+    assert task["generation"] == {"max_new_tokens": 2}
+    # mm-adapters predict on both exports reproduces their validation metrics
+    from mm_adapters.cli import predict
+    from mm_adapters.lightning import normalize_transcript
+
+    out = tmp_path / "digits.jsonl"
+    assert predict.main([str(tmp_path / "digits" / "out" / "adapter"), str(clips / "validation.csv"), "-o", str(out),
+                         "--batch-size", "4", "--quiet"]) == 0  # fmt: skip
+    truth = [row.split(",")[1] for row in (clips / "validation.csv").read_text().splitlines()[1:]]
+    labels = [json.loads(line)["calls"]["label"] for line in out.read_text().splitlines()]
+    accuracy = sum(a == b for a, b in zip(labels, truth, strict=True)) / len(truth)
+    assert round(accuracy, 6) == digits["metrics"]["val_acc"]
+    out = tmp_path / "asr.jsonl"
+    assert predict.main([str(tmp_path / "asr" / "out" / "adapter"), str(spoken / "clips"), "-o", str(out),
+                         "--quiet"]) == 0  # fmt: skip
+    transcripts = [json.loads(line)["asr"]["transcript"] for line in out.read_text().splitlines()]
+    assert len(transcripts) == 18 and all(isinstance(t, str) for t in transcripts)  # the folder, recursively
+    references = [row.split(",")[1] for row in (spoken / "validation.csv").read_text().splitlines()[1:]]
+    out = tmp_path / "asr_val.jsonl"
+    assert predict.main([str(tmp_path / "asr" / "out" / "adapter"), str(spoken / "validation.csv"), "-o", str(out),
+                         "--batch-size", "4", "--quiet"]) == 0  # fmt: skip
+    predicted = [normalize_transcript(json.loads(line)["asr"]["transcript"]) for line in out.read_text().splitlines()]
+    word_acc = sum(p == normalize_transcript(r) for p, r in zip(predicted, references, strict=True)) / len(references)
+    assert round(word_acc, 6) == asr["metrics"]["val_word_acc"]

@@ -204,7 +204,10 @@ class Run:
         a backbone not built by ``load_backbone``, which records its own)."""
         config = self.config
         backbone = {"name": config.backbone, "pretrained": config.pretrained, "max_length": config.max_length}
-        return {"recipe": self.recipe, "backbone": backbone}
+        details: dict[str, Any] = {"recipe": self.recipe, "backbone": backbone}
+        if hasattr(config, "max_new_tokens"):  # how the seq2seq recipe decodes
+            details["generation"] = {"max_new_tokens": config.max_new_tokens}
+        return details
 
     def write(self, report: dict[str, Any]) -> dict[str, Any]:
         """Add the wall time, write metrics.json (rank 0) and print a one-paragraph summary."""
