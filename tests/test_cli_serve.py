@@ -252,3 +252,13 @@ def test_serve_finds_the_exports_below_a_folder(exports):
     assert sorted(found) == sorted(
         str(exports[name]) for name in ("mood", "photo", "spare", "topic", "voice")
     )
+
+
+def test_the_console_script_has_both_commands_and_serve_refuses_a_missing_export(tmp_path, capsys):
+    from mm_adapters.cli import build_parser
+    from mm_adapters.cli import serve as serve_command
+
+    help_text = build_parser().format_help()
+    assert "predict" in help_text and "serve" in help_text
+    assert serve_command.main([str(tmp_path / "nothing"), "--port", "0"]) == 2
+    assert "does not exist" in capsys.readouterr().err

@@ -125,7 +125,7 @@ def _modality(session, tasks: Sequence[str], args: argparse.Namespace, sources: 
     or from stdin / .txt files / tables)."""
     from ..inference import UsageError
 
-    reads = {name: set(session.tasks[name].export.inputs or ()) for name in session._known(tasks)}
+    reads = {name: set(session.tasks[name].export.inputs or ()) for name in session.known(tasks)}
     common = set.intersection(*reads.values())
     if not common:
         listed = "; ".join(f"{name} reads {'/'.join(sorted(kinds))}" for name, kinds in reads.items())

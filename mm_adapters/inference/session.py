@@ -63,7 +63,7 @@ class InferenceSession:
 
     def remove(self, name: str) -> None:
         with self.lock:
-            task = self.tasks.pop(self._known([name])[0])
+            task = self.tasks.pop(self.known([name])[0])
             unload_task(self.backbones[task.export.backbone], task)
             if not any(t.export.backbone == task.export.backbone for t in self.tasks.values()):
                 del self.backbones[task.export.backbone]
@@ -73,18 +73,17 @@ class InferenceSession:
             self.backbones[key] = load_task_backbone(key).to(self.device)
         return self.backbones[key]
 
-    def _known(self, names: Sequence[str]) -> list[str]:
+    def known(self, names: Sequence[str]) -> list[str]:
+        """``names``, checked: UsageError naming the first that is not loaded."""
         unknown = [name for name in names if name not in self.tasks]
         if unknown:
             raise UsageError(f"Unknown task {unknown[0]!r}; loaded tasks are {sorted(self.tasks)}.", "task")
         return list(names)
 
     # -- predictions ------------------------------------------------------------------------------------------------
-    def check_inputs(
-        self, names: Sequence[str], modality: str, candidates: Sequence[Any] | None = None
-    ) -> None:
-        """UsageError when a task cannot take ``modality`` inputs (or a retrieval task lacks what to rank)."""
-        for name in self._known(names):
+    def check_inputs(self, names: Sequence[str], modality: str) -> None:
+        """UsageError for an unknown task, or one that cannot take ``modality`` inputs."""
+        for name in self.known(names):
             task = self.tasks[name]
             if modality not in (task.export.inputs or ()):
                 raise UsageError(
@@ -106,7 +105,7 @@ class InferenceSession:
             return []
         modality = items[0].modality
         with self.lock:
-            names = self._known(list(tasks) if tasks is not None else list(self.tasks))
+            names = self.known(list(tasks) if tasks is not None else list(self.tasks))
             self.check_inputs(names, modality)
             results: list[dict[str, dict[str, Any]]] = [{} for _ in items]
             for key, backbone in self.backbones.items():
