@@ -16,6 +16,7 @@ while predicting.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -64,6 +65,9 @@ def run(args: argparse.Namespace) -> int:
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader stopped early (| head): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (ValueError, OSError, RuntimeError) as error:
         print(f"error while predicting: {error}", file=sys.stderr)
         return 1
@@ -92,6 +96,9 @@ def _predict(args: argparse.Namespace) -> int:
 
     if args.top_k < 1 or args.batch_size < 1:
         raise UsageError("--top-k and --batch-size must be at least 1.", "top_k")
+    import datasets
+
+    datasets.disable_progress_bars()  # reading a table is quick; our own bar counts the inputs
     exports, sources = split_exports(args.paths)
     if not exports:
         first = Path(args.paths[0])
