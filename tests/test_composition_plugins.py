@@ -17,7 +17,7 @@ from tiny_backbones import hf_bert
 
 PACKAGE = Path(mma.__file__).parent
 CORE = ["site.py", "state.py", "injection.py", "serialization.py", "plugins.py", "config.py", "specs"]
-HIGHER = ("composition", "lightning", "recipes", "backbones", "speed")
+HIGHER = ("composition", "lightning", "recipes", "backbones", "speed", "inference", "cli")
 
 
 @dataclass(frozen=True)

@@ -65,3 +65,25 @@ def test_an_export_without_task_json_reads_as_none(tmp_path):
     (folder / "task.json").unlink()
     assert read_task_description(folder) is None
     assert json.loads((folder / "labels.json").read_text())["task"] == "classification"
+
+
+def test_lightning_and_the_data_code_never_import_inference_or_cli():
+    import ast
+    from pathlib import Path
+
+    import mm_adapters
+
+    root = Path(mm_adapters.__file__).parent
+    for package in ("lightning", "data", "backbones", "runner"):
+        for path in (root / package).glob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom):
+                    parts = (node.module or "").split(".")
+                    top = (
+                        parts[0]
+                        if node.level == 2
+                        else parts[1]
+                        if parts[0] == "mm_adapters" and len(parts) > 1
+                        else ""
+                    )
+                    assert top not in ("inference", "cli"), f"{path} imports {node.module}"
