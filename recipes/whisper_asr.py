@@ -3,7 +3,7 @@ heard in training: zero-shot (plain, and with a prompt naming the digits) agains
 
     python recipes/whisper_asr.py --preset demo                      # decoder adapters; FSDD split by speaker
     python recipes/whisper_asr.py --preset demo --towers audio,text  # adapters in the encoder and the decoder
-    python recipes/whisper_asr.py --data my_clips/                   # your train.csv / val.csv (path,transcript)
+    python recipes/whisper_asr.py --data my_clips/                   # clips + train/validation tables (file,transcript)
 
 The encoder keeps Whisper's 30 s window here (its decoder was trained on it), so a clip costs ~10x what it costs
 on the 3 s window of the classification and CTC recipes; the demo preset trains on every 4th clip (80) and
@@ -13,7 +13,6 @@ validates on every 4th held-out clip (40). Presets: configs/whisper_asr/{demo,fu
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from mm_adapters import AdapterConfig, add_adapter, runner, set_active_adapters
 from mm_adapters.backbones import Backbone, load_whisper_seq2seq
@@ -27,7 +26,7 @@ ADAPTER = "asr"
 
 
 @dataclass
-class Config(runner.RecipeConfig):
+class Config(runner.RecipeConfig, runner.TranscriptColumns):
     """The common options plus where the adapters go and how much of the data a run uses."""
 
     towers: str = option("text", "Towers with adapters: text (decoder), audio (encoder) or audio,text.")
@@ -39,12 +38,15 @@ class Config(runner.RecipeConfig):
 
 
 def load_data(config: Config, backbone: Backbone) -> AdapterDataModule:
-    """The speaker-split (path, transcript) CSVs, or ``train.csv`` and ``val.csv`` in the ``--data`` folder."""
-    if config.data == BUNDLED:
+    """The speaker-split (path, transcript) CSVs, or a local folder of clips and tables (the local-data contract)."""
+    if runner.is_local(config.data):
+        local = runner.load_local(config, "asr", sample_rate=backbone.sample_rate)
+        train, val = local.train, local.validation
+    elif config.data == BUNDLED:
         files = [fsdd_csv("asr_speaker", split) for split in ("train", "val")]
+        train, val = (load_audio_csv(path, transcript_column="transcript") for path in files)
     else:
-        files = [Path(config.data) / f"{split}.csv" for split in ("train", "val")]
-    train, val = (load_audio_csv(path, transcript_column="transcript") for path in files)
+        raise ValueError(f"--data is {config.data!r}: pass {BUNDLED} or a local folder of clips and tables.")
     train, val = _every(train, config.train_every), _every(val, config.val_every)
     collate = TranscriptCollator(backbone.sample_rate, normalize=backbone.normalize_audio)
     return runner.datamodule(config, train, val, collate)

@@ -17,7 +17,7 @@ from tiny_backbones import hf_bert
 
 PACKAGE = Path(mma.__file__).parent
 CORE = ["site.py", "state.py", "injection.py", "serialization.py", "plugins.py", "config.py", "specs", "io", "atomic.py"]
-HIGHER = ("composition", "lightning", "recipes", "backbones", "speed", "interop", "runner", "cli")
+HIGHER = ("composition", "lightning", "recipes", "backbones", "speed", "interop", "runner", "cli", "inference")
 
 
 @dataclass(frozen=True)

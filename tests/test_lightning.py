@@ -254,6 +254,7 @@ def test_export_and_reload_for_inference(tmp_path):
         "adapter_model.safetensors",
         "head.safetensors",
         "labels.json",
+        "task.json",
     }
     backbone = wrap_backbone(FACTORIES["hf_wav2vec2"](0).model)  # the same frozen weights, no adapter yet
     head = load_for_inference(backbone, folder)
@@ -269,7 +270,7 @@ def test_linear_probe_exports_its_head_only(tmp_path):
     module = ClassificationModule(backbone, NUM_CLASSES, lr=1e-2)
     trainer(limit_val_batches=0).fit(module, loader(rows("hf_vit")))
     folder = export_adapter(module, tmp_path / "probe")
-    assert sorted(p.name for p in folder.iterdir()) == ["head.safetensors", "labels.json"]
+    assert sorted(p.name for p in folder.iterdir()) == ["head.safetensors", "labels.json", "task.json"]
     head = load_for_inference(wrap_backbone(FACTORIES["hf_vit"](0).model), folder)
     torch.testing.assert_close(head.weight, module.head.weight)
 

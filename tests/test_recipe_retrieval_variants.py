@@ -40,6 +40,7 @@ def test_compare_variants_trains_each_variant_and_writes_one_table(tmp_path, cap
         "README.md",
         "head.safetensors",
         "head_config.json",
+        "task.json",
     ]
     shared_config = json.loads((tmp_path / "shared" / "adapter" / "adapter_config.json").read_text())
     assert shared_config.get("share") == "middle"

@@ -90,3 +90,44 @@ def test_run_demos_runs_the_probe_as_a_variant_of_speech_digits(tiny_whisper, tm
     assert "the same, linear probe" in (tmp_path / "summary.txt").read_text().splitlines()[2]
     report = json.loads((tmp_path / "speech_digits_probe" / "metrics.json").read_text())
     assert report["recipe"] == "speech_digits" and report["adapter"] is None
+
+
+@pytest.mark.filterwarnings("ignore:Audio of")
+def test_speech_digits_and_whisper_asr_take_a_local_data_folder(tiny_whisper, tmp_path):
+    from local_folders import audio_folder
+
+    clips = audio_folder(tmp_path / "calls", rate=22050)
+    digits = run("speech_digits", tmp_path / "digits", "--backbone", tiny_whisper, "--data", str(clips))
+    assert digits["class_names"] == ["one", "zero"] and digits["adapter_name"] == "calls"
+    task = json.loads((tmp_path / "digits" / "out" / "adapter" / "task.json").read_text())
+    assert task["task"] == "classification" and task["backbone"]["name"] == tiny_whisper
+    spoken = audio_folder(tmp_path / "dictation", task="transcript")
+    asr = run("whisper_asr", tmp_path / "asr", "--backbone", tiny_whisper, "--data", str(spoken), "--prompt", "",
+              "--max-new-tokens", "2", "--transcript-column", "transcript")  # fmt: skip
+    assert {"val_wer", "val_word_acc"} <= set(asr["metrics"])
+    task = json.loads((tmp_path / "asr" / "out" / "adapter" / "task.json").read_text())
+    assert task["task"] == "seq2seq" and task["recipe"] == "whisper_asr" and task["inputs"] == ["audio"]
+    assert task["generation"] == {"max_new_tokens": 2}
+    # mm-adapters predict on both exports reproduces their validation metrics
+    from mm_adapters.cli import predict
+    from mm_adapters.lightning import normalize_transcript
+
+    out = tmp_path / "digits.jsonl"
+    assert predict.main([str(tmp_path / "digits" / "out" / "adapter"), str(clips / "validation.csv"), "-o", str(out),
+                         "--batch-size", "4", "--quiet"]) == 0  # fmt: skip
+    truth = [row.split(",")[1] for row in (clips / "validation.csv").read_text().splitlines()[1:]]
+    labels = [json.loads(line)["calls"]["label"] for line in out.read_text().splitlines()]
+    accuracy = sum(a == b for a, b in zip(labels, truth, strict=True)) / len(truth)
+    assert round(accuracy, 6) == digits["metrics"]["val_acc"]
+    out = tmp_path / "asr.jsonl"
+    assert predict.main([str(tmp_path / "asr" / "out" / "adapter"), str(spoken / "clips"), "-o", str(out),
+                         "--quiet"]) == 0  # fmt: skip
+    transcripts = [json.loads(line)["asr"]["transcript"] for line in out.read_text().splitlines()]
+    assert len(transcripts) == 18 and all(isinstance(t, str) for t in transcripts)  # the folder, recursively
+    references = [row.split(",")[1] for row in (spoken / "validation.csv").read_text().splitlines()[1:]]
+    out = tmp_path / "asr_val.jsonl"
+    assert predict.main([str(tmp_path / "asr" / "out" / "adapter"), str(spoken / "validation.csv"), "-o", str(out),
+                         "--batch-size", "4", "--quiet"]) == 0  # fmt: skip
+    predicted = [normalize_transcript(json.loads(line)["asr"]["transcript"]) for line in out.read_text().splitlines()]
+    word_acc = sum(p == normalize_transcript(r) for p, r in zip(predicted, references, strict=True)) / len(references)
+    assert round(word_acc, 6) == asr["metrics"]["val_word_acc"]

@@ -55,7 +55,12 @@ def test_linear_probe_trains_the_head_only(tmp_path):
     report = run("bert_text", tmp_path, "--linear-probe")
     assert report["adapter"] is None
     assert report["trainable_params"] == 128 * 2 + 2  # demo-bert features -> two classes
-    assert sorted(p.name for p in (tmp_path / "adapter").iterdir()) == ["README.md", "head.safetensors", "labels.json"]
+    assert sorted(p.name for p in (tmp_path / "adapter").iterdir()) == [
+        "README.md",
+        "head.safetensors",
+        "labels.json",
+        "task.json",
+    ]
 
 
 def test_placement_and_layers_options_reach_the_adapter(tmp_path):

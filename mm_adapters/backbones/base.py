@@ -48,6 +48,9 @@ class Backbone(nn.Module):
     """The spec family (:func:`mm_adapters.detect_spec`) this wrapper handles."""
     modalities: ClassVar[tuple[str, ...]] = ()
     """Inputs the model reads: ``"image"``, ``"text"`` and/or ``"audio"``."""
+    source: dict[str, Any] | None = None
+    """What :func:`~mm_adapters.backbones.load_backbone` was called with (``name``, ``pretrained``,
+    ``max_length``, ``seed``), so an export can say how to load this backbone again; None when built otherwise."""
 
     def __init__(self, model: nn.Module, preprocessing: Preprocessing | None = None, name: str = "") -> None:
         super().__init__()

@@ -45,6 +45,9 @@ def load_backbone(
     name points at nothing loadable.
     """
     backbone = _resolve(str(name_or_path), pretrained, seed)
+    backbone.source = {"name": str(name_or_path), "pretrained": pretrained, "max_length": max_length}
+    if str(name_or_path) in DEMO_BACKBONES:
+        backbone.source["seed"] = seed  # a demo backbone's weights are drawn from its seed
     if backbone.max_length is not None and backbone.max_length > max_length:
         backbone.preprocessing = backbone.preprocessing.merged(max_length=max_length)
     return backbone

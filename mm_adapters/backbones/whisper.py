@@ -70,7 +70,9 @@ def load_whisper_seq2seq(name: str = "whisper-tiny.en") -> HFWhisperBackbone:
         tokenizer = AutoTokenizer.from_pretrained(source)
     except (OSError, ValueError) as error:
         raise BackboneNotFoundError(f"Cannot load Whisper model {name!r} from {source}: {error}") from error
-    return HFWhisperBackbone(model.eval(), Preprocessing(tokenizer=tokenizer), name)
+    backbone = HFWhisperBackbone(model.eval(), Preprocessing(tokenizer=tokenizer), name)
+    backbone.source = {"name": name, "pretrained": None, "max_length": None}
+    return backbone
 
 
 def windowed_encoder(model: nn.Module, seconds: float = DEFAULT_WINDOW_SECONDS) -> nn.Module:

@@ -26,6 +26,9 @@ ADAPTER_SEGMENT = ".adapters."
 class AdapterTaskModule(L.LightningModule):
     """Base class of the task modules; holds the injected :class:`~mm_adapters.backbones.Backbone`."""
 
+    task_kind = ""
+    """What ``task.json`` calls the task: classification, retrieval, ctc or seq2seq (set by each subclass)."""
+
     def __init__(
         self,
         backbone: Backbone,

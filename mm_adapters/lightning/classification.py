@@ -21,6 +21,9 @@ class ClassificationModule(AdapterTaskModule):
     epoch ``confusion_matrix`` holds the counts (rows: true class, columns: predicted).
     """
 
+    task_kind = "classification"
+    """What ``task.json`` calls this task (:mod:`mm_adapters.lightning.task_description`)."""
+
     def __init__(
         self,
         backbone: Backbone,

@@ -22,6 +22,9 @@ class CTCModule(AdapterTaskModule):
     validation transcripts next to their references.
     """
 
+    task_kind = "ctc"
+    """What ``task.json`` calls this task (:mod:`mm_adapters.lightning.task_description`)."""
+
     def __init__(
         self,
         backbone: Backbone,

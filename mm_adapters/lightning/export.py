@@ -31,6 +31,7 @@ model card when the runner wrote it (:func:`mm_adapters.io.model_card.write_mode
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,22 +41,29 @@ from ..io import HEAD_CONFIG_FILE, LABELS_FILE, save_head, write_directory_atomi
 from ..serialization import save_adapter
 from .base import AdapterTaskModule
 from .heads import FEATURE_ADAPTERS, build_head, head_description
+from .task_description import describe_task, write_task_description
 
 __all__ = ["FEATURE_ADAPTERS", "build_head", "export_adapter", "head_description", "labels_of"]
 
 
 def export_adapter(
-    module: AdapterTaskModule, directory: str | os.PathLike, name: str | None = None, overwrite: bool = True
+    module: AdapterTaskModule,
+    directory: str | os.PathLike,
+    name: str | None = None,
+    overwrite: bool = True,
+    details: Mapping[str, Any] | None = None,
 ) -> Path:
     """Save the module's adapter (the active one unless ``name`` is given) and its ``head`` to ``directory``.
 
     Without adapters (a linear probe) only ``head.safetensors`` is written. The class names of a classification
-    module (or the vocabulary of a CTC module) go to ``labels.json``.
+    module (or the vocabulary of a CTC module) go to ``labels.json``; the task, backbone and preprocessing to
+    ``task.json`` (``details``: more of it, see :func:`~mm_adapters.lightning.task_description.describe_task`).
     """
     head = getattr(module, "head", None)
     model = module.backbone.model
     description = head_description(head)
     labels = labels_of(module)
+    task = describe_task(module.task_kind, module.backbone, details) if module.task_kind else None
     if not list_adapters(model):
         if head is None:
             raise ValueError("Nothing to export: the module has neither an adapter nor a head.")
@@ -64,6 +72,7 @@ def export_adapter(
             save_head(head, folder)
             _write_description(folder, description)
             _write_labels(folder, labels)
+            _write_task(folder, task)
 
         return write_directory_atomically(Path(directory), fill, overwrite)
     if name is None:
@@ -71,13 +80,14 @@ def export_adapter(
         if len(active) != 1:
             raise ValueError(f"Pass the adapter name to export; active adapters are {list(active)}.")
         name = active[0]
-    if description is None and labels is None:
+    if description is None and labels is None and task is None:
         return save_adapter(model, name, directory, head=head, overwrite=overwrite)
 
     def fill_with_description(folder: Path) -> None:
         save_adapter(model, name, folder, head=head, overwrite=True)
         _write_description(folder, description)
         _write_labels(folder, labels)
+        _write_task(folder, task)
 
     return write_directory_atomically(Path(directory), fill_with_description, overwrite)
 
@@ -95,6 +105,11 @@ def labels_of(module: AdapterTaskModule) -> dict[str, Any] | None:
 def _write_description(folder: Path, description: dict[str, Any] | None) -> None:
     if description is not None:
         write_json(folder / HEAD_CONFIG_FILE, description)
+
+
+def _write_task(folder: Path, task: dict[str, Any] | None) -> None:
+    if task is not None:
+        write_task_description(folder, task)
 
 
 def _write_labels(folder: Path, labels: dict[str, Any] | None) -> None:

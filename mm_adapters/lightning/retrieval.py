@@ -25,6 +25,9 @@ class RetrievalModule(AdapterTaskModule):
     in checkpoints and exported as the module's ``head``.
     """
 
+    task_kind = "retrieval"
+    """What ``task.json`` calls this task (:mod:`mm_adapters.lightning.task_description`)."""
+
     def __init__(
         self,
         backbone: Backbone,

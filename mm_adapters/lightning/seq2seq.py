@@ -38,6 +38,9 @@ class SpeechSeq2SeqModule(AdapterTaskModule):
     (reference, prediction) pairs.
     """
 
+    task_kind = "seq2seq"
+    """What ``task.json`` calls this task (:mod:`mm_adapters.lightning.task_description`)."""
+
     def __init__(
         self,
         backbone: Backbone,

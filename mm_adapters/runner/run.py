@@ -188,7 +188,7 @@ class Run:
             "seed": config.seed,
             "checkpoint": str(checkpoint),
             "checkpoint_bytes": checkpoint.stat().st_size,
-            "exported_adapter": str(export_adapter(module, output / "adapter")),
+            "exported_adapter": str(export_adapter(module, output / "adapter", details=self.export_details())),
             "resumed_from": self.resume,
             "curves_png": str(plot_curves(output / "logs" / "metrics.csv", output / "curves.png")),
             "adapter_name": self.adapter_name,
@@ -205,6 +205,16 @@ class Run:
             png = plot_confusion(confusion, module.class_names, output / "confusion_matrix.png")
             report["confusion_matrix_png"] = str(png)
         return report
+
+    def export_details(self) -> dict[str, Any]:
+        """What the exported ``task.json`` learns from this run: the recipe, and the backbone as configured (for
+        a backbone not built by ``load_backbone``, which records its own)."""
+        config = self.config
+        backbone = {"name": config.backbone, "pretrained": config.pretrained, "max_length": config.max_length}
+        details: dict[str, Any] = {"recipe": self.recipe, "backbone": backbone}
+        if hasattr(config, "max_new_tokens"):  # how the seq2seq recipe decodes
+            details["generation"] = {"max_new_tokens": config.max_new_tokens}
+        return details
 
     def write(self, report: dict[str, Any]) -> dict[str, Any]:
         """Add the wall time, write metrics.json (rank 0) and print a one-paragraph summary."""
