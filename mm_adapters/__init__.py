@@ -5,6 +5,8 @@ from .composition import (
     FeatureAdapter,
     Fuse,
     Parallel,
+    Route,
+    RoutedHeads,
     Stack,
     add_cross_modal_adapter,
     add_fusion,
@@ -17,6 +19,7 @@ from .composition import (
     record_fusion_weights,
     save_fusion,
     set_adapter_drop,
+    set_row_tasks,
     split_tasks,
 )
 from .config import AdapterConfig
@@ -48,6 +51,8 @@ __all__ = [
     "InputTap",
     "ParameterCount",
     "Parallel",
+    "Route",
+    "RoutedHeads",
     "SiteSpec",
     "Stack",
     "TowerSpec",
@@ -75,6 +80,7 @@ __all__ = [
     "save_fusion",
     "set_active_adapters",
     "set_adapter_drop",
+    "set_row_tasks",
     "split_tasks",
     "supported_models",
 ]
