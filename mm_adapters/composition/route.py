@@ -21,6 +21,7 @@ Two kernels, the same outputs (``Route(..., kernel=...)``):
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -105,6 +106,10 @@ class Router:
     sites: dict[AdapterSite, SiteRoute] = field(default_factory=dict)
     rows: dict[str | None, RowRouting] = field(default_factory=dict)
     """Per tower (None: every tower) the current batch's rows."""
+    routed: list[AdapterSite] = field(default_factory=list)
+    """The sites running the route (set on activation)."""
+    towers: frozenset[str] = frozenset()
+    device: torch.device = torch.device("cpu")
 
     def routing(self, site: AdapterSite, batch: int) -> RowRouting:
         rows = self.rows.get(site.tower) or self.rows.get(None)
@@ -150,12 +155,10 @@ class Router:
         out = torch.cat(parts) if len(parts) > 1 else parts[0]
         return out if rows.inverse is None else out.index_select(0, rows.inverse.to(out.device))
 
-    def prepare(self, model: nn.Module, full_check: bool = False) -> None:
-        """Stack (again) every site whose stacks are missing or stale; a cheap check per site otherwise."""
+    def prepare(self, full_check: bool = False) -> None:
+        """Stack (again) every routed site whose stacks are missing or stale; a cheap check per site otherwise."""
         sites = {}
-        for site in iter_sites(model):
-            if getattr(site.composition, "router", None) is not self:
-                continue
+        for site in self.routed:
             entry = self.sites.get(site)
             sites[site] = (
                 entry if entry is not None and self._current(site, entry, full_check) else self._build(site)
@@ -165,14 +168,16 @@ class Router:
         self.sites = sites
 
     def _current(self, site: AdapterSite, entry: SiteRoute, full: bool) -> bool:
+        """Whether ``entry`` still fits ``site``: per batch a constant-time check, on activation every adapter."""
         names = self.block.tasks
         if entry.kernel != self.block.kernel or (entry.tasks is not names and entry.tasks != names):
             return False
-        if entry.present != frozenset(t for t, n in enumerate(names) if n in site.adapters):
-            return False
+        adapters = site._modules["adapters"]  # forward-path speed: no Module.__getattr__
+        if full and entry.present != frozenset(t for t, n in enumerate(names) if n in adapters):
+            return False  # tasks join a site only through add_adapter, which activates the Route again
         if entry.groups is None:
             return True
-        return all(g.is_current([site.adapters[names[t]] for t in g.tasks], full) for g in entry.groups)
+        return all(g.is_current(lambda slot, g=g: adapters[names[g.tasks[slot]]], full) for g in entry.groups)
 
     def _build(self, site: AdapterSite) -> SiteRoute:
         names = self.block.tasks
@@ -213,18 +218,16 @@ def set_row_tasks(model: nn.Module, task_ids: torch.Tensor | Sequence[int | str]
     stacks are missing or stale. State set here, outside ``forward``; it holds until the next call."""
     router = active_router(model)
     per_tower = dict(task_ids) if isinstance(task_ids, Mapping) else {None: task_ids}
-    towers = {site.tower for site in router.sites} | {site.tower for site in iter_sites(model)}
-    unknown = [t for t in per_tower if t is not None and t not in towers]
+    unknown = [t for t in per_tower if t is not None and t not in router.towers]
     if unknown:
         raise ValueError(
-            f"set_row_tasks got ids for unknown towers {unknown}; this model has {sorted(towers)}."
+            f"set_row_tasks got ids for unknown towers {unknown}; this model has {sorted(router.towers)}."
         )
-    device = _device(model)
     rows = {
-        tower: RowRouting.of(task_indices(router.block.tasks, ids), device)
+        tower: RowRouting.of(task_indices(router.block.tasks, ids), router.device)
         for tower, ids in per_tower.items()
     }
-    router.prepare(model)
+    router.prepare()
     router.rows = rows
 
 
@@ -274,11 +277,16 @@ def active_router(model: nn.Module) -> Router:
     return router
 
 
-def _device(model: nn.Module) -> torch.device:
-    for site in iter_sites(model):
-        for param in site.parameters():
-            return param.device
-    return torch.device("cpu")
+class _RouterRelease:
+    """A hook handle (``AdapterState.hooks``): activating another setup removes the router from the model."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = weakref.ref(model)
+
+    def remove(self) -> None:
+        model = self.model()
+        if model is not None:
+            model.__dict__.pop(_ROUTER_ATTR, None)
 
 
 class RouteMethod(CompositionMethod):
@@ -289,9 +297,22 @@ class RouteMethod(CompositionMethod):
         router = Router(block, dict(old.sites) if old is not None else {})  # stacks are reused while current
         plan = RoutePlan(router)
         tasks = set(block.tasks)
-        activate_block(model, block, lambda _block, site: plan if tasks.intersection(site.adapters) else None)
+
+        def plan_for(_block: Route, site: AdapterSite) -> RoutePlan | None:
+            if not tasks.intersection(site.adapters):
+                return None
+            router.routed.append(site)
+            return plan
+
+        activate_block(model, block, plan_for)
+        router.towers = frozenset(site.tower for site in iter_sites(model))
+        if router.routed:
+            router.device = next(router.routed[0].adapters.parameters()).device
         model.__dict__[_ROUTER_ATTR] = router
-        router.prepare(model, full_check=True)
+        get_state(model).hooks.append(_RouterRelease(model))  # the next setup drops the router and its stacks
+        # every parameter is checked when the tasks change; re-activating the same Route (add_adapter does, for
+        # each adapter added) checks as cheaply as each batch does
+        router.prepare(full_check=old is None or old.block != block)
 
     def resolve(self, state: AdapterState, block: Route) -> Route:
         return block

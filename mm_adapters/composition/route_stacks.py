@@ -5,13 +5,14 @@ A :class:`StackedGroup` holds the adapters of a site that can share one batched 
 activation, dtype and device). Packing copies their weights once into ``[T, r, d]`` / ``[T, d, r]`` (+ biases)
 tensors and points each adapter's parameters at its slice (``param.data = stack[i]``), so the weights exist once:
 loading 1,000 tasks costs their size and nothing else, and training or ``load_adapter`` (both write in place) keep
-the stack current. Only a parameter moved or replaced (``model.to(...)``) makes a group stale; :meth:`is_current`
-notices and the route packs again.
+the stack current. Only a parameter moved or replaced (``model.to(...)``, assigning a new ``nn.Parameter``) makes
+a group stale: each batch checks the first and last task of every group (``model.to`` moves them all), activating
+the ``Route`` again checks every parameter; a stale group is packed again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -98,14 +99,12 @@ class StackedGroup:
     def stacks(self) -> tuple[torch.Tensor, ...]:
         return (self.down_weight, self.down_bias, self.up_weight, self.up_bias)
 
-    def is_current(self, adapters: Sequence[nn.Module], full: bool = False) -> bool:
-        """Whether the adapters' parameters are still the slices of the stacks (all of them with ``full``; the first
-        and last task's otherwise: cheap enough per batch, and ``model.to(...)`` moves every one)."""
-        if len(adapters) != len(self.tasks):
-            return False
-        picks = range(len(adapters)) if full else sorted({0, len(adapters) - 1})
-        for slot in picks:
-            adapter = adapters[slot]
+    def is_current(self, adapter_at: Callable[[int], nn.Module], full: bool = False) -> bool:
+        """Whether the adapters' parameters (``adapter_at(slot)``) are still the slices of the stacks: all of them
+        with ``full``, else the first and last slot's (cheap enough per batch; ``model.to(...)`` moves every one)."""
+        last = len(self.tasks) - 1
+        for slot in range(len(self.tasks)) if full else sorted({0, last}):
+            adapter = adapter_at(slot)
             own = (adapter.down.weight, adapter.down.bias, adapter.up.weight, adapter.up.bias)
             for param, stack, expected in zip(
                 own, self.stacks(), self.params[4 * slot : 4 * slot + 4], strict=True
