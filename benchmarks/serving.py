@@ -46,13 +46,13 @@ from mm_adapters.serialization import WEIGHTS_FILE  # noqa: E402
 SETUPS = ("single", "routed-gather", "routed-loop", "grouped")
 
 
-def build_model(name: str, quick: bool):
+def build_model(name: str, quick: bool, seq_len: int = 128):
     """(model, one request's input, a label) with random weights; ``quick``: hidden 64, 2 layers."""
     torch.manual_seed(0)
     small = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 128}
     if name == "bert":
         config = transformers.BertConfig(**small) if quick else transformers.BertConfig()
-        seq_len = 16 if quick else 128
+        seq_len = 16 if quick else seq_len
         model = transformers.BertModel(config, add_pooling_layer=False)
 
         def make_input(seed: int) -> dict:
@@ -178,10 +178,12 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def bench_model(name: str, args, device) -> list[dict]:
-    model, make_input, label = build_model(name, args.quick)
+    model, make_input, label = build_model(name, args.quick, args.seq_len)
     model.to(device)
     inputs = [make_input(seed) for seed in range(args.clients)]
-    warm, _ = load_tasks(model, 1, device)  # first-use allocations (kernels, lazy imports) stay out of the figures
+    warm, _ = load_tasks(
+        model, 1, device
+    )  # first-use allocations (kernels, lazy imports) stay out of the figures
     serve(model, "routed-gather", warm, inputs, args, device, random.Random(0))
     drop_tasks(model, warm)
     rows = []
@@ -248,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", type=int, nargs="+", default=[1, 8, 64, 1000])
     parser.add_argument("--setups", nargs="+", default=list(SETUPS), choices=SETUPS)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--seq-len", type=int, default=128, help="BERT tokens per request")
     parser.add_argument("--batch", type=int, default=None, help="largest server batch (default 16; GPU 64)")
     parser.add_argument("--clients", type=int, default=None, help="closed-loop clients (default 2 x batch)")
     parser.add_argument("--requests", type=int, default=None, help="requests per set-up and round")
