@@ -256,3 +256,15 @@ def test_routed_heads_apply_each_rows_head():
     assert [t.shape for t in tokens] == [(4, 3), (4, 3), (4, 3), (4, 5), (4, 2), (4, 5)]
     with pytest.raises(ValueError, match="2 task ids for a batch of 6"):
         routed(features, [0, 1])
+
+
+def test_sites_with_adapters_that_cannot_stack_loop():
+    tiny = hf_clip()
+    tiny.model.requires_grad_(False)
+    for name in TASKS:  # cross-modal adapters share a middle projection between the towers: not stackable
+        mma.add_cross_modal_adapter(tiny.model, name, AdapterConfig.pfeiffer(), share="middle")
+    _randomise(tiny.model)
+    batch = _batch(tiny, 6)
+    torch.testing.assert_close(
+        _routed(tiny, batch, SHUFFLED), _alone(tiny, batch, SHUFFLED), atol=1e-5, rtol=1e-5
+    )

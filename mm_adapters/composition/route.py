@@ -131,7 +131,9 @@ class Router:
         if entry is None:
             raise RuntimeError("This site was not prepared for the Route; call set_row_tasks again.")
         groups = entry.groups
-        if self.block.kernel == "gather" and groups and all(g.gathers(site.training) for g in groups):
+        # a batch of one task takes the loop: one segment, no gather, the plain adapter's own (fused) path
+        gather = self.block.kernel == "gather" and groups and len(rows.segments) > 1
+        if gather and all(g.gathers(site.training) for g in groups):
             ids = rows.ids if rows.ids.device == hidden.device else rows.ids.to(hidden.device)
             out = hidden
             for group in groups:
