@@ -16,7 +16,9 @@ Two kernels, the same outputs (``Route(..., kernel=...)``):
   on its slice of rows. Used anyway where autograd or dropout needs the modules (training) and at sites holding
   adapters that cannot be stacked (cross-modal ones with a shared middle projection).
 
-``benchmarks/serving.py --kernels gather loop`` measures both. Per-row task heads: :mod:`.routed_heads`.
+``benchmarks/serving.py`` measures both (``--setups routed-gather routed-loop``). Per-row task heads:
+:mod:`.routed_heads`. The row tasks are state on the model, set outside ``forward``: one batch at a time per model
+(as a server's batching loop runs it).
 """
 
 from __future__ import annotations
@@ -114,8 +116,9 @@ class Router:
     def routing(self, site: AdapterSite, batch: int) -> RowRouting:
         rows = self.rows.get(site.tower) or self.rows.get(None)
         if rows is None:
+            missing = f" for the {site.tower!r} tower" if self.rows else ""
             raise RuntimeError(
-                "A Route is active but no row tasks are set; call mm_adapters.composition.set_row_tasks(model, "
+                f"A Route is active but no row tasks are set{missing}; call mm_adapters.set_row_tasks(model, "
                 "task_ids) before the forward pass."
             )
         if len(rows.ids) != batch:
@@ -154,6 +157,8 @@ class Router:
                 part_stream = None if stream is None else stream.narrow(0, start, count)
                 part = site.adapters[name](site.adapter_input(name, part, part_stream), part)
             parts.append(part)
+        if not parts:  # an empty batch
+            return hidden
         out = torch.cat(parts) if len(parts) > 1 else parts[0]
         return out if rows.inverse is None else out.index_select(0, rows.inverse.to(out.device))
 
@@ -186,10 +191,6 @@ class Router:
         present = frozenset(t for t, n in enumerate(names) if n in site.adapters)
         groups = build_groups(site, names) if self.block.kernel == "gather" else None
         return SiteRoute(names, self.block.kernel, groups, present)
-
-    def forget(self) -> None:
-        """Drop the current batch's rows (the next forward pass needs :func:`set_row_tasks` again)."""
-        self.rows.clear()
 
 
 def _release(old: SiteRoute, new: SiteRoute) -> None:
