@@ -8,7 +8,7 @@ import mm_adapters as mma
 from mm_adapters import AdapterConfig, Route, RoutedHeads, set_row_tasks
 from mm_adapters.state import iter_sites
 
-from tiny_backbones import FACTORIES, hf_bert, hf_clip, hf_vit
+from tiny_backbones import ALL_FACTORIES, FACTORIES, hf_bert, hf_clip, hf_vit
 
 TASKS = ("a", "b", "c")
 SHUFFLED = [2, 0, 1, 1, 2, 0]
@@ -71,6 +71,17 @@ def test_each_row_meets_only_its_own_task(family, preset):
     mma.set_active_adapters(tiny.model, "a")
     with torch.no_grad():
         assert not torch.allclose(tiny.run(tiny.model, batch), expected, atol=1e-3)  # the tasks really differ
+
+
+@pytest.mark.parametrize("example", sorted(set(ALL_FACTORIES) - set(FACTORIES)))
+def test_every_other_family_routes_rows(example):
+    """The core families above run every placement; each other family entry's example runs Pfeiffer adapters."""
+    tiny = _with_tasks(ALL_FACTORIES[example](0), dict.fromkeys(TASKS, AdapterConfig.pfeiffer()))
+    ids = [1, 2, 0, 1]
+    batch = _batch(tiny, len(ids))
+    expected = _alone(tiny, batch, ids)
+    for kernel in ("gather", "loop"):
+        torch.testing.assert_close(_routed(tiny, batch, ids, kernel), expected, atol=1e-5, rtol=1e-5)
 
 
 def test_any_counts_absent_tasks_and_task_names():
