@@ -58,6 +58,8 @@ class StackedGroup:
     tasks: tuple[int, ...]
     params: tuple[nn.Parameter, ...]
     """down.weight, down.bias, up.weight, up.bias of each task in slot order (4 per task)."""
+    addresses: tuple[int, ...]
+    """Where each of ``params`` points once packed (its slice of a stack)."""
     down_weight: torch.Tensor
     down_bias: torch.Tensor
     up_weight: torch.Tensor
@@ -81,15 +83,17 @@ class StackedGroup:
             slot_of_task[task] = slot
             scale[task] = adapter.scaling
         everyone_plain = len(tasks) == num_tasks and bool((scale == 1).all())
+        stacks = [pack(params[kind::4]) for kind in range(4)]
         return cls(
             reads=adapters[0].reads,
             act=adapters[0].act,
             tasks=tuple(tasks),
             params=params,
-            down_weight=pack(params[0::4]),
-            down_bias=pack(params[1::4]),
-            up_weight=pack(params[2::4]),
-            up_bias=pack(params[3::4]),
+            addresses=tuple(p.data_ptr() for p in params),
+            down_weight=stacks[0],
+            down_bias=stacks[1],
+            up_weight=stacks[2],
+            up_bias=stacks[3],
             slot_of_task=slot_of_task.to(device),
             row_scale=None if everyone_plain else scale.to(device),
             has_dropout=isinstance(adapters[0].dropout, nn.Dropout),
@@ -106,10 +110,11 @@ class StackedGroup:
         for slot in range(len(self.tasks)) if full else sorted({0, last}):
             adapter = adapter_at(slot)
             own = (adapter.down.weight, adapter.down.bias, adapter.up.weight, adapter.up.bias)
-            for param, stack, expected in zip(
-                own, self.stacks(), self.params[4 * slot : 4 * slot + 4], strict=True
+            first = 4 * slot
+            for param, expected, address in zip(
+                own, self.params[first : first + 4], self.addresses[first : first + 4], strict=True
             ):
-                if param is not expected or param.data_ptr() != stack[slot].data_ptr():
+                if param is not expected or param.data_ptr() != address:
                     return False
         return True
 
