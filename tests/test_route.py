@@ -279,3 +279,15 @@ def test_sites_with_adapters_that_cannot_stack_loop():
     torch.testing.assert_close(
         _routed(tiny, batch, SHUFFLED), _alone(tiny, batch, SHUFFLED), atol=1e-5, rtol=1e-5
     )
+
+
+def test_moving_the_model_restacks_at_the_next_batch():
+    tiny = _with_tasks(hf_bert(), dict.fromkeys(TASKS, AdapterConfig.pfeiffer()))
+    batch = _batch(tiny, 6)
+    _routed(tiny, batch, SHUFFLED)
+    tiny.model.double()  # replaces every parameter's storage: the stacks are stale
+    set_row_tasks(tiny.model, torch.tensor(SHUFFLED))  # no re-activation: the per-batch check notices
+    with torch.no_grad():
+        routed = tiny.run(tiny.model, batch)
+    assert routed.dtype == torch.float64
+    torch.testing.assert_close(routed, _alone(tiny, batch, SHUFFLED), atol=1e-9, rtol=1e-9)
