@@ -6,6 +6,8 @@ from .composition import (
     FeatureAdapter,
     Fuse,
     Parallel,
+    Route,
+    RoutedHeads,
     Stack,
     add_cross_modal_adapter,
     add_fusion,
@@ -18,6 +20,7 @@ from .composition import (
     record_fusion_weights,
     save_fusion,
     set_adapter_drop,
+    set_row_tasks,
     split_tasks,
 )
 from .config import AdapterConfig
@@ -49,6 +52,8 @@ __all__ = [
     "InputTap",
     "ParameterCount",
     "Parallel",
+    "Route",
+    "RoutedHeads",
     "SiteSpec",
     "Stack",
     "TowerSpec",
@@ -76,6 +81,7 @@ __all__ = [
     "save_fusion",
     "set_active_adapters",
     "set_adapter_drop",
+    "set_row_tasks",
     "split_tasks",
     "supported_models",
 ]

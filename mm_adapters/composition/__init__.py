@@ -1,8 +1,8 @@
 """Adapter composition: stacking, AdapterFusion, per-sample adapters (BatchSplit), many tasks in one pass
-(Parallel), AdapterDrop and cross-modal adapters.
+(Parallel), per-row task routing for mixed-task batches (Route), AdapterDrop and cross-modal adapters.
 
 Each composition method is one file registered with :func:`mm_adapters.plugins.register_composition`: ``stack.py``,
-``fuse.py``, ``batch_split.py``, ``parallel.py``.
+``fuse.py``, ``batch_split.py``, ``parallel.py``, ``route.py``.
 
 The Lightning callback for stochastic AdapterDrop lives in :mod:`mm_adapters.composition.drop_callback`.
 """
@@ -31,6 +31,8 @@ from .fusion_io import fusion_state_dict, load_fusion, save_fusion
 from .fusion_layer import FusionLayer
 from .fusion_weights import plot_fusion_weights, record_fusion_weights
 from .parallel import Parallel, split_tasks
+from .route import Route, set_row_tasks
+from .routed_heads import RoutedHeads
 from .stack import Stack
 
 __all__ = [
@@ -41,6 +43,8 @@ __all__ = [
     "Fuse",
     "FusionLayer",
     "Parallel",
+    "Route",
+    "RoutedHeads",
     "SharedBottleneckAdapter",
     "Stack",
     "add_cross_modal_adapter",
@@ -59,6 +63,7 @@ __all__ = [
     "record_fusion_weights",
     "save_fusion",
     "set_adapter_drop",
+    "set_row_tasks",
     "shared_bottleneck_size",
     "split_tasks",
     "time_adapter_drop",
