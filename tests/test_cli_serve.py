@@ -9,6 +9,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -223,7 +224,9 @@ class FailingSession(InferenceSession):
 
     def __init__(self):
         super().__init__()
-        self.tasks = {"t": None}
+        self.tasks = {
+            "t": SimpleNamespace(kind="ctc", export=SimpleNamespace(has_adapter=False, inputs=("text",)))
+        }
 
     def predict(self, items, tasks=None, top_k=1, candidates=None):
         if any(item.value == "boom" for item in items):
@@ -262,3 +265,22 @@ def test_the_console_script_has_both_commands_and_serve_refuses_a_missing_export
     assert "predict" in help_text and "serve" in help_text
     assert serve_command.main([str(tmp_path / "nothing"), "--port", "0"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_a_mixed_batch_is_one_routed_pass_equal_to_each_row_alone(offline):
+    from mm_adapters import Route
+    from mm_adapters.inference import run_mixed_batch
+    from mm_adapters.state import get_state
+
+    items = [InputItem(str(i), "text", TEXTS[i % 4]) for i in range(6)]
+    asked = [["topic"], ["mood"], ["mood", "topic"], ["topic"], ["mood"], ["topic"]]
+    answers = run_mixed_batch(offline, items, asked, top_k=2)
+    backbone = next(b for key, b in offline.backbones.items() if key.name == "demo-bert")
+    assert isinstance(get_state(backbone.model).composition, Route)  # rows met their own adapters in one pass
+    for item, names, answer in zip(items, asked, answers, strict=True):
+        assert list(answer) == names
+        for name in names:
+            alone = offline.predict([item], [name], top_k=2)[0][name]
+            assert answer[name]["label"] == alone["label"]
+            assert answer[name]["probability"] == pytest.approx(alone["probability"], abs=1e-5)
+            assert [r["label"] for r in answer[name]["top_k"]] == [r["label"] for r in alone["top_k"]]

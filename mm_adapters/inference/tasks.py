@@ -8,6 +8,7 @@ are those of the validation step.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,13 +18,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..backbones import Backbone
+from ..composition import Route, RoutedHeads, set_row_tasks
 from ..injection import delete_adapter, list_adapters, set_active_adapters
+from ..io import load_head
 from ..lightning import CTCModule, MultiTaskPredictor, SpeechSeq2SeqModule
 from ..lightning.export import build_head
 from ..serialization import load_adapter
+from ..state import get_state
 from .exports import TaskExport, UsageError
 
 DEFAULT_MAX_NEW_TOKENS = 16
+_ROUTED_HEADS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+"""Per backbone: the task names and the RoutedHeads over them (its stacked head weights are kept between batches)."""
 
 
 @dataclass
@@ -50,9 +56,7 @@ def load_task(backbone: Backbone, export: TaskExport, max_new_tokens: int | None
         if export.has_adapter:
             load_adapter(backbone.model, export.folder, export.name, head=head, set_active=False)
         elif head is not None:
-            from safetensors.torch import load_file
-
-            head.load_state_dict(load_file(str(export.folder / "head.safetensors")))
+            load_head(head, export.folder)
     except (ValueError, RuntimeError) as error:
         raise UsageError(
             f"{export.folder} does not fit backbone {backbone.name!r}: {error}", "export"
@@ -98,6 +102,28 @@ def classify(backbone: Backbone, tasks: Sequence[LoadedTask], batch: dict) -> di
         for task in probes:
             probabilities[task.name] = task.head(features.to(_dtype(task.head))).float().softmax(dim=-1)
     return probabilities
+
+
+@torch.no_grad()
+def classify_routed(
+    backbone: Backbone, tasks: Sequence[LoadedTask], batch: dict, row_tasks: Sequence[str]
+) -> list[torch.Tensor]:
+    """Per row, the class probabilities of its own task (``row_tasks[i]``), from one forward pass in which each row
+    meets only its task's adapters (:class:`~mm_adapters.Route`) and head (:class:`~mm_adapters.RoutedHeads`).
+
+    ``tasks`` are classification tasks with adapters on ``backbone``; the Route spans all of them (rows may ask for
+    any subset), so it is stacked once and kept while the set of tasks stays the same."""
+    names = tuple(task.name for task in tasks)
+    model = backbone.model
+    route = Route(*names)
+    if get_state(model).composition != route:
+        set_active_adapters(model, route)
+    set_row_tasks(model, list(row_tasks))
+    features = backbone(batch)
+    cached = _ROUTED_HEADS.get(backbone)
+    if cached is None or cached[0] != names or any(cached[1].heads[t.name] is not t.head for t in tasks):
+        cached = _ROUTED_HEADS[backbone] = (names, RoutedHeads({task.name: task.head for task in tasks}))
+    return [logits.float().softmax(dim=-1) for logits in cached[1](features, list(row_tasks))]
 
 
 @torch.no_grad()
