@@ -40,6 +40,7 @@ def add_adapter(
         )
     towers = _selected_towers(state.spec, config)
     _check_sites(state.spec, towers, config)
+    _check_sites_are_called(model, state.spec, towers, config)
     _check_placements(model, state.spec, towers, config)
     if not has_sites(model):
         for parameter in model.parameters():
@@ -162,6 +163,19 @@ def _check_sites(spec: BackboneSpec, towers: list[str], config: AdapterConfig) -
             f"AdapterConfig.sites asks for {missing}, which no selected tower of backbone {spec.family!r} has "
             f"(towers {towers} have sites {sorted(available)})."
         )
+
+
+def _check_sites_are_called(model: nn.Module, spec: BackboneSpec, towers: list[str], config: AdapterConfig) -> None:
+    """Refuse a site its parent never calls as a module: ``nn.MultiheadAttention`` reads ``out_proj``'s weights in
+    both its paths, so an adapter there would silently never run."""
+    for tower_name, _, index, block, site_name, site_spec in _selected_sites(model, spec, towers, config):
+        parent, child = resolve_parent(block, site_spec.output)
+        if isinstance(parent, nn.MultiheadAttention):
+            raise ValueError(
+                f"Tower {tower_name!r} layer {index}: the {site_name} site {site_spec.output!r} is a part of "
+                f"nn.MultiheadAttention ({child!r}), which reads its weights without calling it, so an adapter "
+                "there would never run; point the site at the MultiheadAttention module itself."
+            )
 
 
 def _site_for(

@@ -15,6 +15,8 @@ from torch import nn
 
 from .layers import BottleneckAdapter
 from .placements import SitePlacement, adapter_input
+from .wrapping import PassThrough as _Wrapper
+from .wrapping import hold_parents_off_fused_paths
 
 
 def first_input(args: tuple, kwargs: dict) -> torch.Tensor:
@@ -25,21 +27,6 @@ def first_input(args: tuple, kwargs: dict) -> torch.Tensor:
         if key in kwargs:
             return kwargs[key]
     return next(iter(kwargs.values()))
-
-
-class _Wrapper(nn.Module):
-    """Holds ``base_layer`` and lets attribute reads fall through to it, so upstream code that reads
-    ``block.mlp.fc1.weight`` or ``attn.batch_first`` keeps working."""
-
-    def __init__(self, base_layer: nn.Module) -> None:
-        super().__init__()
-        self.base_layer = base_layer
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            return getattr(self.base_layer, name)
 
 
 class InputTap(_Wrapper):
@@ -166,6 +153,7 @@ class AdapterSite(_Wrapper):
         )
         self._plan = self.composition if runs else None
         self._needs_input = needs_input
+        hold_parents_off_fused_paths(self, runs)
 
     # -- forward ----------------------------------------------------------------------------------------------
     def forward(self, *args: Any, **kwargs: Any) -> Any:
