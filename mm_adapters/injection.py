@@ -23,17 +23,22 @@ def add_adapter(
     *,
     spec: BackboneSpec | None = None,
     set_active: bool = True,
+    example_inputs: Any = None,
 ) -> nn.Module:
     """Add a bottleneck adapter called ``name`` to ``model`` in place and freeze the base model.
 
     ``config`` defaults to :meth:`AdapterConfig.pfeiffer`. The spec is detected from the model class unless
     given. With ``set_active`` the new adapter becomes the only active (and trainable) one.
+
+    ``example_inputs`` (a tensor, a tuple of positional arguments, a dict of keyword arguments or a callable
+    ``run(model)``) is what the automatic spec traces for a model no family covers, where the inputs cannot be built
+    from the model's forward signature and config; it is only used the first time a spec is needed.
     """
     config = config or AdapterConfig.pfeiffer()
     if not isinstance(config, AdapterConfig):
         raise TypeError(f"config must be an AdapterConfig, got {type(config).__name__}.")
     check_name(name)
-    state = get_state(model, spec, create=True)
+    state = get_state(model, spec, create=True, example_inputs=example_inputs)
     if name in state.configs:
         raise ValueError(
             f"An adapter named {name!r} already exists; delete_adapter it first or pick another name."

@@ -225,6 +225,8 @@ def _tower(
     trace: Trace, path: str, blocks: list[nn.Module], block_types: tuple[str, ...] = ()
 ) -> TowerSpec | None:
     block = blocks[0]
+    if id(block) not in trace.calls:
+        return None  # never ran in the traced forward (a tower the inputs did not reach)
     for kinds in ((nn.Linear,), _WEIGHTS):  # sublayers of Linears, else (NCHW blocks) of convolutions too
         sites = _sites(trace, block, kinds)
         chain = _residual_chain(trace, block, sites)

@@ -52,6 +52,14 @@ def _tensors(value) -> list[torch.Tensor]:
     return []
 
 
+def output_vector(value) -> torch.Tensor:
+    """Every floating tensor of a forward's output (all towers of a multi-tower model), flattened into one."""
+    found = [t.float().flatten() for t in _tensors(value) if t.is_floating_point()]
+    if not found:
+        raise ValueError("the forward returned no floating-point tensor to compare")
+    return torch.cat(found)
+
+
 def first_tensor(value) -> torch.Tensor | None:
     found = _tensors(value)
     return found[0] if found else None

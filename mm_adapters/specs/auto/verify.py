@@ -16,7 +16,7 @@ from torch import nn
 
 from ...wrapping import PassThrough, hold_parents_off_fused_paths
 from ..base import TowerSpec, resolve_parent, resolve_path, tower_blocks
-from .trace import first_tensor
+from .trace import output_vector
 
 
 class _Probe(PassThrough):
@@ -66,7 +66,7 @@ def _install_probes(model: nn.Module, towers: dict[str, TowerSpec]) -> list[tupl
 
 
 def _output(model: nn.Module, run: Callable[[nn.Module], object]) -> torch.Tensor:
-    return first_tensor(run(model)).float()
+    return output_vector(run(model))
 
 
 def verify(model: nn.Module, towers: dict[str, TowerSpec], run: Callable[[nn.Module], object]) -> str | None:
