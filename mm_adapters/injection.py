@@ -265,8 +265,10 @@ def _unwrap_empty_sites(model: nn.Module) -> None:
                     continue
                 needs_tap = any(adapter.reads != "output" for adapter in site.adapters.values())
                 if site.tap is not None and not needs_tap:
-                    _replace(layer, site.placement.tap_path, site.tap.base_layer)
+                    tap = site.tap
                     site.attach_tap(None)
+                    if not tap.readers:  # a tap two sites share stays while the other reads it
+                        _replace(layer, site.placement.tap_path, tap.base_layer)
                 if not needs_tap:
                     site.placement = None
                 if not len(site.adapters):

@@ -30,20 +30,49 @@ def first_input(args: tuple, kwargs: dict) -> torch.Tensor:
 
 
 class InputTap(_Wrapper):
-    """Passes a module's call through and, while ``enabled``, keeps its hidden-state input for one read."""
+    """Passes a module's call through and, while a site reading it needs it, keeps its hidden-state input until
+    every such site has read it once (two sites share a tap where both sublayers read one LayerNorm: Phi and GPT-J's
+    parallel-residual blocks)."""
 
     def __init__(self, base_layer: nn.Module) -> None:
         super().__init__(base_layer)
         self.enabled = False
         self.captured: torch.Tensor | None = None
+        self._readers: list = []  # the sites reading this tap (a plain list: not submodules)
+        self._wanted = 0
+        self._left = 0
+
+    def attach(self, site: nn.Module) -> None:
+        if not any(reader is site for reader in self._readers):
+            self._readers.append(site)
+        self.refresh()
+
+    def detach(self, site: nn.Module) -> None:
+        self._readers = [reader for reader in self._readers if reader is not site]
+        self.refresh()
+
+    @property
+    def readers(self) -> int:
+        return len(self._readers)
+
+    def refresh(self) -> None:
+        """Capture while any reader's active adapters read the stream; keep each capture for that many reads."""
+        self._wanted = sum(1 for reader in self._readers if reader._needs_input)
+        self.enabled = self._wanted > 0
+
+    def _capture(self, value: torch.Tensor) -> None:
+        self.captured, self._left = value, self._wanted
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         if self.enabled:
-            self.captured = first_input(args, kwargs)
+            self._capture(first_input(args, kwargs))
         return self.base_layer(*args, **kwargs)
 
     def take(self) -> torch.Tensor:
-        captured, self.captured = self.captured, None
+        captured = self.captured
+        self._left -= 1
+        if self._left <= 0:
+            self.captured = None
         if captured is None:
             raise RuntimeError(
                 "A parallel adapter found no captured sublayer input; was the sublayer skipped?"
@@ -58,7 +87,7 @@ class OutputTap(InputTap):
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         out = self.base_layer(*args, **kwargs)
         if self.enabled:
-            self.captured = out[0] if type(out) is tuple else out
+            self._capture(out[0] if type(out) is tuple else out)
         return out
 
 
@@ -130,6 +159,8 @@ class AdapterSite(_Wrapper):
         return adapter_input(self.placement, self.adapters[name].reads, hidden, stream)
 
     def attach_tap(self, tap: InputTap | None) -> None:
+        if self._tap:
+            self._tap[0].detach(self)
         self._tap = (tap,) if tap is not None else ()
         self._refresh()
 
@@ -142,8 +173,6 @@ class AdapterSite(_Wrapper):
         (adapter, what it reads) pairs) or the composition plan; nothing when dropped or inactive."""
         runs = bool(self.active) and not self._dropped
         needs_input = runs and self.needs_input
-        if self._tap:
-            self._tap[0].enabled = needs_input
         # plain attributes (not submodules), so forward never goes through Module.__getattr__
         self._base = (self._modules["base_layer"],)
         self._stack = (
@@ -153,6 +182,8 @@ class AdapterSite(_Wrapper):
         )
         self._plan = self.composition if runs else None
         self._needs_input = needs_input
+        if self._tap:
+            self._tap[0].attach(self)
         hold_parents_off_fused_paths(self, runs)
 
     # -- forward ----------------------------------------------------------------------------------------------
