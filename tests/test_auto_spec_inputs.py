@@ -182,8 +182,30 @@ def test_a_tower_the_example_does_not_reach_is_left_out_without_a_key_error():
             image = self.image_tower(self.patch(images).flatten(2).transpose(1, 2)).mean(1)
             return image if ids is None else (image, self.text_tower(self.tokens(ids)).mean(1))
 
-    spec = auto_spec(Optional().eval(), example_inputs=torch.randn(2, 3, 16, 16))
+    model = Optional().eval()
+    spec = auto_spec(model, example_inputs=torch.randn(2, 3, 16, 16))
     assert set(spec.towers) == {"blocks"} and spec.towers["blocks"].layers == "image_tower.blocks"
+    # never silently half-adapted: the tower left out is named, with the reason, in the spec and in describe
+    (note,) = spec.notes
+    assert "text_tower.blocks (2 x _Block) is not adapted: it never ran" in note and "example_inputs=" in note
+    assert note in mma.describe(model, spec, show=False)
+
+
+class _NoResidualBlock(_Block):
+    def forward(self, x):
+        return self.mlp(self.attention(self.norm1(x)))
+
+
+def test_blocks_that_run_attention_but_have_no_sublayer_pair_are_named_in_a_note(caplog):
+    model = DualEncoder().eval()
+    model.text_tower.blocks = nn.ModuleList(_NoResidualBlock(16) for _ in range(2))
+    example = (torch.randn(2, 3, 16, 16), torch.randint(0, 50, (2, 5)))
+    with caplog.at_level(logging.WARNING, logger="mm_adapters"):
+        spec = auto_spec(model, example_inputs=example)
+    assert [t.layers for t in spec.towers.values()] == ["image_tower.blocks"]
+    (note,) = spec.notes
+    assert "text_tower.blocks (2 x _NoResidualBlock) is not adapted: it runs attention" in note
+    assert note in caplog.text
 
 
 def test_bad_example_inputs_are_refused_before_tracing():

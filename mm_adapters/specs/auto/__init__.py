@@ -23,7 +23,7 @@ from torch import nn
 
 from ..base import BackboneSpec, tower_blocks
 from .inputs import NoAutoSpec, NoExampleInput, example_run
-from .towers import find_towers
+from .towers import find_towers, find_towers_and_notes
 from .trace import trace_forward
 from .verify import verify
 
@@ -42,7 +42,7 @@ def auto_spec(
     was_training = model.training
     model.eval()
     try:
-        towers = find_towers(model, run)
+        towers, notes = find_towers_and_notes(model, run)
         problem = (
             verify(model, towers, run) if towers else "no block list with an attention and an FFN sublayer"
         )
@@ -52,8 +52,9 @@ def auto_spec(
         found = ", ".join(f"{t.layers}: attn={t.attn.output}, ffn={t.ffn.output}" for t in towers.values())
         raise NoAutoSpec(f"The automatic spec found {found or 'nothing'}, but {problem}.")
     spec = BackboneSpec(
-        family=f"auto:{type(model).__name__}", class_names=(type(model).__name__,), towers=towers
-    )
+        family=f"auto:{type(model).__name__}", class_names=(type(model).__name__,), towers=towers,
+        notes=tuple(f"{type(model).__name__} (automatic spec): {note}" for note in notes),
+    )  # fmt: skip
     logger.warning(
         "mm_adapters: automatic spec for %s: %s",
         type(model).__name__,
@@ -64,4 +65,6 @@ def auto_spec(
             for name, t in towers.items()
         ),
     )
+    for note in spec.notes:
+        logger.warning("mm_adapters: %s", note)
     return spec

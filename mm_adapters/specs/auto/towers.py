@@ -11,6 +11,7 @@ from torch import nn
 
 from ..base import SiteSpec, TowerSpec, resolve_path, tower_blocks
 from .kinds import linear_kinds, weight_kinds, width_attribute
+from .notes import unadapted_notes
 from .sites import Site, residual_sites
 from .trace import Trace, trace_forward, views_of
 
@@ -351,6 +352,13 @@ def _grouped(model: nn.Module, found: list[tuple[str, TowerSpec]]) -> list[tuple
 
 def find_towers(model: nn.Module, run: Callable[[nn.Module], object]) -> dict[str, TowerSpec]:
     """The towers an automatic spec would use for ``model``, from one traced ``run(model)``."""
+    return find_towers_and_notes(model, run)[0]
+
+
+def find_towers_and_notes(
+    model: nn.Module, run: Callable[[nn.Module], object]
+) -> tuple[dict[str, TowerSpec], list[str]]:
+    """The towers, and a note naming each block list left out with the reason (never half-adapted silently)."""
     trace = trace_forward(model, run)
     lists = _block_lists(model)
     found, claimed = [], set()
@@ -364,6 +372,7 @@ def find_towers(model: nn.Module, run: Callable[[nn.Module], object]) -> dict[st
         found += [(path, tower) for tower in towers]
         if towers:
             claimed.update(id(block) for block in blocks)
+    notes = unadapted_notes(trace, lists, claimed)
     found = _grouped(model, found)
     towers = [tower for _, tower in found]
-    return dict(zip(_tower_names(towers), towers, strict=True))
+    return dict(zip(_tower_names(towers), towers, strict=True)), notes
