@@ -104,14 +104,14 @@ _MODALITY_INPUTS = {
 }
 
 
-def _config_inputs(model: nn.Module, config) -> dict[str, torch.Tensor]:
+def _config_inputs(model: nn.Module, config, modalities: bool = True) -> dict[str, torch.Tensor]:
     """Every input the model's forward needs, by name: required parameters, the main input, one input per
-    modality sub-config (dual encoders) and decoder inputs (encoder-decoders)."""
+    modality sub-config (dual encoders; not with ``modalities`` False) and decoder inputs (encoder-decoders)."""
     parameters = {p.name: p for p in _parameters(model)}
     wanted = [name for name, p in parameters.items() if p.default is p.empty]
     main = getattr(model, "main_input_name", None)
     wanted.append(main if main in parameters else "")
-    for sub, names in _MODALITY_INPUTS.items():
+    for sub, names in _MODALITY_INPUTS.items() if modalities else ():
         if _sub(config, sub) is not None:
             wanted.append(next((n for n in names if n in parameters), ""))
     if getattr(config, "is_encoder_decoder", False) and "decoder_input_ids" in parameters:
@@ -190,8 +190,11 @@ def example_run(model: nn.Module, example_inputs=None) -> Callable[[nn.Module], 
     config = getattr(model, "config", None)
     try:
         if config is not None and hasattr(config, "to_dict"):
-            inputs = _config_inputs(model, config)
-            return _first_that_runs(model, [lambda m: m(**inputs)])
+            # every modality; else the main input alone (a vision-language model whose image tokens the random
+            # ids do not hold: its language tower is traced, and the tower that did not run is named in a note)
+            batches = [_config_inputs(model, config), _config_inputs(model, config, modalities=False)]
+            unique = [b for i, b in enumerate(batches) if all(set(b) != set(o) for o in batches[:i])]
+            return _first_that_runs(model, [lambda m, batch=batch: m(**batch) for batch in unique])
         if isinstance(getattr(model, "pretrained_cfg", None), dict) and "input_size" in model.pretrained_cfg:
             return _first_that_runs(model, _timm_runs(model))
         return _first_that_runs(model, _first_layer_runs(model))
