@@ -309,3 +309,39 @@ def test_every_block_of_hand_written_shapes_is_adapted(name):
     for attn, ff in pairs(model):
         assert isinstance(attn, mma.site.AdapterSite) and isinstance(ff, mma.site.AdapterSite)
     _check_presets(build, lambda m: m(torch.randn(2, 8, 8, generator=torch.Generator().manual_seed(0))))
+
+
+@pytest.mark.parametrize(
+    "build", [_gpt2, _neox, _bart], ids=["gpt2_conv1d", "neox_parallel", "bart_cross_attn"]
+)
+def test_save_load_stack_and_adapter_drop_on_the_new_shapes(build, tmp_path):
+    """Saving and loading, stacking two adapters and AdapterDrop keep working on automatic specs of these shapes."""
+    run = _seq2seq if build is _bart else _ids
+    torch.manual_seed(0)
+    model = build().eval()
+    with torch.no_grad():
+        base = run(model)
+    mma.add_adapter(model, "a", PRESETS["pfeiffer"]())
+    mma.add_adapter(model, "b", PRESETS["parallel"](), set_active=False)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if parameter.requires_grad:
+                parameter.normal_(std=0.1)
+        mma.set_active_adapters(model, ["a", "b"])
+        for parameter in model.parameters():
+            if parameter.requires_grad:
+                parameter.normal_(std=0.1)
+        stacked = run(model)
+        mma.set_active_adapters(model, "a")
+        only_a = run(model)
+    assert (stacked - only_a).abs().max() > 1e-3 and (only_a - base).abs().max() > 1e-3
+    mma.save_adapter(model, "a", tmp_path / "a")
+    torch.manual_seed(0)
+    fresh = build().eval()
+    mma.load_adapter(fresh, tmp_path / "a")
+    with torch.no_grad():
+        torch.testing.assert_close(run(fresh), only_a, atol=1e-5, rtol=1e-5)
+    for site in iter_sites(fresh):  # AdapterDrop everywhere: the base model's output
+        site.dropped = True
+    with torch.no_grad():
+        torch.testing.assert_close(run(fresh), base, atol=1e-5, rtol=1e-5)
