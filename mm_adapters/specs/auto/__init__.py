@@ -1,17 +1,25 @@
 """An automatic spec for a model no family covers, found by tracing one forward on a tiny input.
 
-1. Every ``nn.ModuleList`` / ``nn.Sequential`` of blocks of one class is a candidate block list.
+0. The input (``inputs.py``): ``example_inputs`` when given, else built from the model's forward signature and
+   config (every required input, the main one, one per modality of a dual encoder, decoder inputs of an
+   encoder-decoder), a timm data config, or a plain module's first input layer.
+1. Every ``nn.ModuleList`` / ``nn.Sequential`` of blocks of one class is a candidate block list; so is a list of
+   ``[attn, ff]`` groups whose residuals the parent's loop adds.
 2. One forward runs under a ``TorchFunctionMode`` that records which tensors each op made from which, with forward
    hooks naming the modules that produced them. In the first block of a list, a *residual add* adds two tensors of
    the block's hidden shape; walking back from each operand to the nearest module output (of a module holding a
-   ``Linear``) gives the sublayer that feeds it. A sublayer whose forward ran softmax or scaled-dot-product
-   attention is the attention; the last other one is the FFN. A module a fused kernel bypasses
-   (``nn.MultiheadAttention.out_proj``) never runs as a module, so it is never found.
+   ``Linear`` or transformers' ``Conv1D``) gives the sublayer that feeds it (``sites.py``; both sublayers of a
+   parallel-residual block). A sublayer whose forward ran softmax or scaled-dot-product attention is the attention;
+   the last other one is the FFN; an attention between them is a decoder's cross-attention; a block holding several
+   attention / FFN pairs gives one tower per pair. A module a fused kernel bypasses (``nn.MultiheadAttention.out_proj``)
+   never runs as a module, so it is never found.
 3. LayerNorms are read from the same trace: one whose output is the sublayer's input makes the block pre-LN, one
    that takes the residual add's output makes it post-LN; an FFN that reads the stream itself (no LayerNorm before
    it) makes it res-post-norm, with the LayerNorm that takes each sublayer's output, if any, as that site's norm.
-4. The candidate spec is checked on a copy of the model with probe adapters (zero-initialised bottlenecks) on its
-   sites: output unchanged, every site called, every probe parameter gets a gradient. Lists that pass are the towers.
+4. The candidate spec is checked on a copy of the model with probe adapters (zero-initialised bottlenecks wrapping
+   the sites, never hooks: hooks switch fused paths off) in eval under no_grad: output unchanged, every site
+   called, output changed once the probes are non-zero, every probe parameter gets a gradient, all outputs of the
+   forward compared. Lists that pass are the towers; lists left out are named in the spec's notes (``notes.py``).
 """
 
 from __future__ import annotations
