@@ -142,3 +142,27 @@ def test_a_model_from_outside_the_libraries_is_adapted_with_no_spec(name, preset
     model(x).float().pow(2).sum().backward()
     trainable = [p for p in model.parameters() if p.requires_grad]
     assert trainable and all(p.grad is not None and p.grad.any() for p in trainable)
+
+
+def test_torch_encoder_decoder_takes_example_inputs_and_adapts_its_cross_attention():
+    torch.manual_seed(0)
+    model = nn.Transformer(32, 4, 2, 2, 64, dropout=0.0, batch_first=True).eval()
+    src, tgt = torch.randn(2, 6, 32), torch.randn(2, 4, 32)
+    with torch.no_grad():
+        base = model(src, tgt)
+    with pytest.raises(ValueError, match="example_inputs="):
+        mma.add_adapter(
+            nn.Transformer(32, 4, 1, 1, 64, batch_first=True), "task"
+        )  # forward(src, tgt): two inputs
+    config = mma.AdapterConfig.houlsby(sites=("attn", "cross_attn", "ffn"), reduction_factor=4)
+    mma.add_adapter(model, "task", config, example_inputs=(src, tgt))
+    sites = {(site.tower, site.site) for site in iter_sites(model)}
+    assert ("decoder_layers", "cross_attn") in sites and ("encoder_layers", "ffn") in sites
+    with torch.no_grad():
+        torch.testing.assert_close(model(src, tgt), base, atol=1e-5, rtol=1e-5)
+        for parameter in model.parameters():
+            if parameter.requires_grad:
+                parameter.normal_(std=0.1)
+        assert (model(src, tgt) - base).abs().max() > 1e-3
+    with torch.inference_mode():
+        assert (model(src, tgt) - base).abs().max() > 1e-3

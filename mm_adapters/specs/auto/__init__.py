@@ -69,6 +69,7 @@ def auto_spec(
         "; ".join(
             f"{name}={t.layers}{'[' + ','.join(t.block_types) + ']' if t.block_types else ''} "
             f"({len(tower_blocks(model, t))} blocks, attn={t.attn.output}, ffn={t.ffn.output}, "
+            f"{'cross_attn=' + t.cross_attn.output + ', ' if t.cross_attn else ''}"
             f"norm={t.norm_position}{', NCHW' if t.channels_first else ''})"
             for name, t in towers.items()
         ),
