@@ -170,7 +170,9 @@ def _check_sites(spec: BackboneSpec, towers: list[str], config: AdapterConfig) -
         )
 
 
-def _check_sites_are_called(model: nn.Module, spec: BackboneSpec, towers: list[str], config: AdapterConfig) -> None:
+def _check_sites_are_called(
+    model: nn.Module, spec: BackboneSpec, towers: list[str], config: AdapterConfig
+) -> None:
     """Refuse a site its parent never calls as a module: ``nn.MultiheadAttention`` reads ``out_proj``'s weights in
     both its paths, so an adapter there would silently never run."""
     for tower_name, _, index, block, site_name, site_spec in _selected_sites(model, spec, towers, config):

@@ -35,7 +35,15 @@ from .towers import find_towers, find_towers_and_notes
 from .trace import trace_forward
 from .verify import verify
 
-__all__ = ["NoAutoSpec", "NoExampleInput", "auto_spec", "example_run", "find_towers", "trace_forward", "verify"]
+__all__ = [
+    "NoAutoSpec",
+    "NoExampleInput",
+    "auto_spec",
+    "example_run",
+    "find_towers",
+    "trace_forward",
+    "verify",
+]
 
 logger = logging.getLogger("mm_adapters")
 

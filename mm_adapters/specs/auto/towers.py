@@ -158,7 +158,8 @@ def _towers(
     for kinds in (linear_kinds(), weight_kinds()):  # sublayers of Linears, else (NCHW) of convolutions too
         sites = residual_sites(trace, block, kinds)
         chain = _residual_chain(trace, block, sites)
-        if len(chain) >= 2:  # adds inside a sublayer (attention biases, FocalNet's gated context sum) are not sites
+        # adds inside a sublayer (attention biases, FocalNet's gated context sum) are not sites
+        if len(chain) >= 2:
             sites = chain
         if not any(s.attention for s in sites) and len(sites) >= 2 and not group:
             # an attention-free token mixer (pooling, LSTM, focal modulation): MetaFormer
