@@ -47,6 +47,15 @@ def _phi():
     return transformers.PhiModel(config)
 
 
+def _granite_moe():
+    """A mixture-of-experts FFN whose experts are stacked parameters (no Linear) behind a softmax router."""
+    config = transformers.GraniteMoeConfig(
+        hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32, max_position_embeddings=32,
+        num_local_experts=4, num_experts_per_tok=2, **SMALL,
+    )  # fmt: skip
+    return transformers.GraniteMoeModel(config)
+
+
 def _check_presets(build, run):
     """Every preset: identity at init, output changed once non-zero, gradients to every adapter, none to the base."""
     for preset, config in PRESETS.items():
@@ -82,7 +91,9 @@ def _ids(model):
 
 
 @pytest.mark.parametrize(
-    "build", [_gpt2, _neox, _phi], ids=["gpt2_conv1d", "neox_parallel", "phi_shared_norm"]
+    "build",
+    [_gpt2, _neox, _phi, _granite_moe],
+    ids=["gpt2_conv1d", "neox_parallel", "phi_shared_norm", "moe"],
 )
 def test_decoder_only_block_shapes_take_every_preset(build):
     _check_presets(build, _ids)

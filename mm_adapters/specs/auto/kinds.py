@@ -10,6 +10,17 @@ import sys
 from torch import nn
 
 
+class _HoldsMatrix(type):
+    def __instancecheck__(cls, module) -> bool:
+        return isinstance(module, nn.Module) and any(p.dim() >= 2 for p in module.parameters(recurse=False))
+
+
+class MatrixHolder(metaclass=_HoldsMatrix):
+    """``isinstance(module, MatrixHolder)``: a module with a weight matrix of its own, not in a Linear (mixture-of-
+    experts FFNs that keep their experts as stacked parameters: GraniteMoE, Mixtral-style fused experts). The last
+    kind the automatic spec tries, where Linears and convolutions find no pair."""
+
+
 def linear_kinds() -> tuple[type, ...]:
     conv1d = getattr(sys.modules.get("transformers.pytorch_utils"), "Conv1D", None)
     return (nn.Linear,) if conv1d is None else (nn.Linear, conv1d)

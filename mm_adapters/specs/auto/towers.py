@@ -10,7 +10,7 @@ from collections.abc import Callable
 from torch import nn
 
 from ..base import SiteSpec, TowerSpec, resolve_path, tower_blocks
-from .kinds import linear_kinds, weight_kinds, width_attribute
+from .kinds import MatrixHolder, linear_kinds, weight_kinds, width_attribute
 from .notes import unadapted_notes
 from .sites import Site, residual_sites
 from .trace import Trace, trace_forward, views_of
@@ -155,7 +155,8 @@ def _towers(
         _record_group_call(trace, blocks)
     if id(block) not in trace.calls:
         return []  # never ran in the traced forward (a tower the inputs did not reach)
-    for kinds in (linear_kinds(), weight_kinds()):  # sublayers of Linears, else (NCHW) of convolutions too
+    # sublayers of Linears, else (NCHW) of convolutions too, else of any weight matrix (experts as parameters)
+    for kinds in (linear_kinds(), weight_kinds(), (*weight_kinds(), MatrixHolder)):
         sites = residual_sites(trace, block, kinds)
         chain = _residual_chain(trace, block, sites)
         # adds inside a sublayer (attention biases, FocalNet's gated context sum) are not sites

@@ -65,6 +65,15 @@ def first_tensor(value) -> torch.Tensor | None:
     return found[0] if found else None
 
 
+def _scores(func, args) -> bool:
+    """Whether a softmax normalises attention scores, ``(..., heads, queries, keys)`` or square ``(B, N, N)``, not
+    a mixture-of-experts router's ``(tokens, experts)`` / ``(B, T, experts)`` logits."""
+    if func in (F.scaled_dot_product_attention, F.multi_head_attention_forward):
+        return True
+    logits = args[0] if args and isinstance(args[0], torch.Tensor) else None
+    return logits is None or logits.dim() >= 4 or (logits.dim() == 3 and logits.shape[-1] == logits.shape[-2])
+
+
 class _Recorder(TorchFunctionMode):
     def __init__(self, trace: Trace) -> None:
         super().__init__()
@@ -78,7 +87,7 @@ class _Recorder(TorchFunctionMode):
         for tensor in outputs:
             trace.parents.setdefault(id(tensor), [id(t) for t in inputs if t is not tensor])
         trace.keep.extend(inputs + outputs)
-        if func in _ATTENTION_OPS:
+        if func in _ATTENTION_OPS and _scores(func, args):
             trace.attention_steps.append(trace.step)
         if func in _ADD_OPS and len(args) >= 2 and all(isinstance(a, torch.Tensor) for a in args[:2]):
             a, b = args[0], args[1]
