@@ -241,7 +241,7 @@ def _tower_of(
         )  # fmt: skip
     return TowerSpec(
         layers=path, attn=specs[0], ffn=specs[1], norm_position=position, block_types=block_types,
-        channels_first=bool(specs[1].channels_first), hidden_size=specs[1].hidden_size,
+        channels_first=bool(specs[1].channels_first), hidden_size=specs[1].hidden_size or specs[0].hidden_size,
         cross_attn=_cross_site(trace, block, cross, position) if cross is not None else None,
     )  # fmt: skip
 
