@@ -8,10 +8,13 @@ from .specs import BackboneSpec, block_hidden_size, detect_spec, resolve_path, t
 from .specs.base import matching_path
 
 
-def describe(model: nn.Module, spec: BackboneSpec | None = None, *, show: bool = True) -> str:
+def describe(
+    model: nn.Module, spec: BackboneSpec | None = None, *, show: bool = True, example_inputs=None
+) -> str:
     """Print (with ``show``) and return the spec for ``model``: family, and per tower the block list, the number of
-    blocks, their hidden sizes, the attention and FFN sites, the norm position, and what was left out."""
-    spec = spec or detect_spec(model)
+    blocks, their hidden sizes, the attention and FFN sites, the norm position, and what was left out.
+    ``example_inputs`` as for :func:`mm_adapters.add_adapter` (what the automatic spec traces)."""
+    spec = spec or detect_spec(model, example_inputs=example_inputs)
     lines = [f"{type(model).__name__}: family {spec.family!r}"]
     for name, tower in spec.towers.items():
         blocks = tower_blocks(model, tower)

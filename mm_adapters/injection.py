@@ -23,23 +23,29 @@ def add_adapter(
     *,
     spec: BackboneSpec | None = None,
     set_active: bool = True,
+    example_inputs: Any = None,
 ) -> nn.Module:
     """Add a bottleneck adapter called ``name`` to ``model`` in place and freeze the base model.
 
     ``config`` defaults to :meth:`AdapterConfig.pfeiffer`. The spec is detected from the model class unless
     given. With ``set_active`` the new adapter becomes the only active (and trainable) one.
+
+    ``example_inputs`` (a tensor, a tuple of positional arguments, a dict of keyword arguments or a callable
+    ``run(model)``) is what the automatic spec traces for a model no family covers, where the inputs cannot be built
+    from the model's forward signature and config; it is only used the first time a spec is needed.
     """
     config = config or AdapterConfig.pfeiffer()
     if not isinstance(config, AdapterConfig):
         raise TypeError(f"config must be an AdapterConfig, got {type(config).__name__}.")
     check_name(name)
-    state = get_state(model, spec, create=True)
+    state = get_state(model, spec, create=True, example_inputs=example_inputs)
     if name in state.configs:
         raise ValueError(
             f"An adapter named {name!r} already exists; delete_adapter it first or pick another name."
         )
     towers = _selected_towers(state.spec, config)
     _check_sites(state.spec, towers, config)
+    _check_sites_are_called(model, state.spec, towers, config)
     _check_placements(model, state.spec, towers, config)
     if not has_sites(model):
         for parameter in model.parameters():
@@ -166,6 +172,21 @@ def _check_sites(spec: BackboneSpec, towers: list[str], config: AdapterConfig) -
         )
 
 
+def _check_sites_are_called(
+    model: nn.Module, spec: BackboneSpec, towers: list[str], config: AdapterConfig
+) -> None:
+    """Refuse a site its parent never calls as a module: ``nn.MultiheadAttention`` reads ``out_proj``'s weights in
+    both its paths, so an adapter there would silently never run."""
+    for tower_name, _, index, block, site_name, site_spec in _selected_sites(model, spec, towers, config):
+        parent, child = resolve_parent(block, site_spec.output)
+        if isinstance(parent, nn.MultiheadAttention):
+            raise ValueError(
+                f"Tower {tower_name!r} layer {index}: the {site_name} site {site_spec.output!r} is a part of "
+                f"nn.MultiheadAttention ({child!r}), which reads its weights without calling it, so an adapter "
+                "there would never run; point the site at the MultiheadAttention module itself."
+            )
+
+
 def _site_for(
     layer: nn.Module, tower_spec, site_spec, tower: str, index: int, site_name: str, hidden_size: int
 ) -> AdapterSite:
@@ -261,8 +282,10 @@ def _unwrap_empty_sites(model: nn.Module) -> None:
                 _unwrap_block_output_site(layer, site_spec.norm, site)
                 needs_tap = any(adapter.reads != "output" for adapter in site.adapters.values())
                 if site.tap is not None and not needs_tap:
-                    _replace(layer, site.placement.tap_path, site.tap.base_layer)
+                    tap = site.tap
                     site.attach_tap(None)
+                    if not tap.readers:  # a tap two sites share stays while the other reads it
+                        _replace(layer, site.placement.tap_path, tap.base_layer)
                 if not needs_tap:
                     site.placement = None
                 if not len(site.adapters):

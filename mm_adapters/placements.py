@@ -9,6 +9,12 @@ A res-post-norm block (Swin-v2, EVA post-norm: ``x + N(f(x))``; LeViT: ``x + f(x
 its sites sit on ``N``'s output ``h = N(f(x))`` and the stream is the sublayer input ``x``, as on a pre-LN block
 without the LayerNorm.
 
+A parallel-residual block (GPT-J, GPT-NeoX, Falcon, Phi: ``r + f_a(LN_a(r)) + f_f(LN_f(r))``) is a pre-LN block whose
+two sublayers share one stream: each site's stream is the block input ``r`` (never ``r + h_a``), so ``residual_sum``
+gives ``r + h_a + h_f + A(r + h_f)`` and ``residual`` ``r + h_a + h_f + s*A(r)`` (docs/placements.md). Its towers say
+``norm_position="pre"``; one LayerNorm both sublayers read carries one input tap both sites read
+(:class:`mm_adapters.site.InputTap`).
+
 =====================  ======================================  =====================================  =========================
 ``reads``              post-LN block output                    pre-LN block output                    res-post-norm block output
 =====================  ======================================  =====================================  =========================

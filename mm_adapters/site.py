@@ -15,6 +15,7 @@ from torch import nn
 
 from .layers import BottleneckAdapter
 from .placements import SitePlacement, adapter_input, after_norm
+from .wrapping import PassThrough, hold_parents_off_fused_paths
 
 
 def first_input(args: tuple, kwargs: dict) -> torch.Tensor:
@@ -27,36 +28,55 @@ def first_input(args: tuple, kwargs: dict) -> torch.Tensor:
     return next(iter(kwargs.values()))
 
 
-class LayerWrapper(nn.Module):
-    """Holds ``base_layer`` and lets attribute reads fall through to it, so upstream code that reads
-    ``block.mlp.fc1.weight`` or ``attn.batch_first`` keeps working."""
-
-    def __init__(self, base_layer: nn.Module) -> None:
-        super().__init__()
-        self.base_layer = base_layer
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            return getattr(self.base_layer, name)
+LayerWrapper = PassThrough
+"""Holds ``base_layer`` and lets attribute reads fall through to it (:class:`mm_adapters.wrapping.PassThrough`):
+the base of every module that stands in for a backbone's sublayer."""
 
 
 class InputTap(LayerWrapper):
-    """Passes a module's call through and, while ``enabled``, keeps its hidden-state input for one read."""
+    """Passes a module's call through and, while a site reading it needs it, keeps its hidden-state input until
+    every such site has read it once (two sites share a tap where both sublayers read one LayerNorm: Phi and GPT-J's
+    parallel-residual blocks)."""
 
     def __init__(self, base_layer: nn.Module) -> None:
         super().__init__(base_layer)
         self.enabled = False
         self.captured: torch.Tensor | None = None
+        self._readers: list = []  # the sites reading this tap (a plain list: not submodules)
+        self._wanted = 0
+        self._left = 0
+
+    def attach(self, site: nn.Module) -> None:
+        if not any(reader is site for reader in self._readers):
+            self._readers.append(site)
+        self.refresh()
+
+    def detach(self, site: nn.Module) -> None:
+        self._readers = [reader for reader in self._readers if reader is not site]
+        self.refresh()
+
+    @property
+    def readers(self) -> int:
+        return len(self._readers)
+
+    def refresh(self) -> None:
+        """Capture while any reader's active adapters read the stream; keep each capture for that many reads."""
+        self._wanted = sum(1 for reader in self._readers if reader._needs_input)
+        self.enabled = self._wanted > 0
+
+    def _capture(self, value: torch.Tensor) -> None:
+        self.captured, self._left = value, self._wanted
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         if self.enabled:
-            self.captured = first_input(args, kwargs)
+            self._capture(first_input(args, kwargs))
         return self.base_layer(*args, **kwargs)
 
     def take(self) -> torch.Tensor:
-        captured, self.captured = self.captured, None
+        captured = self.captured
+        self._left -= 1
+        if self._left <= 0:
+            self.captured = None
         if captured is None:
             raise RuntimeError(
                 "A parallel adapter found no captured sublayer input; was the sublayer skipped?"
@@ -71,7 +91,7 @@ class OutputTap(InputTap):
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         out = self.base_layer(*args, **kwargs)
         if self.enabled:
-            self.captured = out[0] if type(out) is tuple else out
+            self._capture(out[0] if type(out) is tuple else out)
         return out
 
 
@@ -146,6 +166,8 @@ class AdapterSite(LayerWrapper):
         return adapter_input(self.placement, self.adapters[name].reads, hidden, stream)
 
     def attach_tap(self, tap: InputTap | None) -> None:
+        if self._tap:
+            self._tap[0].detach(self)
         self._tap = (tap,) if tap is not None else ()
         self._refresh()
 
@@ -158,8 +180,6 @@ class AdapterSite(LayerWrapper):
         (adapter, what it reads) pairs) or the composition plan; nothing when dropped or inactive."""
         runs = bool(self.active) and not self._dropped
         needs_input = runs and self.needs_input
-        if self._tap:
-            self._tap[0].enabled = needs_input
         # plain attributes (not submodules), so forward never goes through Module.__getattr__
         self._base = (self._modules["base_layer"],)
         stacked = self.active if runs and self.composition is None else ()
@@ -169,6 +189,9 @@ class AdapterSite(LayerWrapper):
         self._after_norm = tuple(self.adapters[n] for n in later)
         self._plan = self.composition if runs else None
         self._needs_input = needs_input
+        if self._tap:
+            self._tap[0].attach(self)
+        hold_parents_off_fused_paths(self, runs)
 
     # -- forward ----------------------------------------------------------------------------------------------
     def forward(self, *args: Any, **kwargs: Any) -> Any:

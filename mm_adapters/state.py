@@ -49,14 +49,16 @@ class AdapterState:
         return self.composition if self.composition is not None else self.active
 
 
-def get_state(model: nn.Module, spec: BackboneSpec | None = None, create: bool = False) -> AdapterState:
+def get_state(
+    model: nn.Module, spec: BackboneSpec | None = None, create: bool = False, example_inputs=None
+) -> AdapterState:
     state = model.__dict__.get(_STATE_ATTR)
     if state is None:
         if not create:
             raise ValueError(
                 f"{type(model).__name__} has no adapters; add one first with mm_adapters.add_adapter."
             )
-        state = AdapterState(spec=spec or detect_spec(model))
+        state = AdapterState(spec=spec or detect_spec(model, example_inputs=example_inputs))
         model.__dict__[_STATE_ATTR] = state
     elif spec is not None and spec.family != state.spec.family:
         raise ValueError(

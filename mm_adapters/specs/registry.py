@@ -56,9 +56,10 @@ def supported_models() -> list[str]:
     )
 
 
-def detect_spec(model: nn.Module, auto: bool = True) -> BackboneSpec:
+def detect_spec(model: nn.Module, auto: bool = True, example_inputs=None) -> BackboneSpec:
     """The spec for ``model``: a registered family (through a task head's base model, by class or model type, tower by
-    tower), else with ``auto`` the traced automatic spec. Raises ValueError naming what was tried."""
+    tower), else with ``auto`` the automatic spec traced on ``example_inputs`` (default: inputs built from the
+    model's forward signature and config). Raises ValueError naming what was tried."""
     spec = find_spec(model)
     if spec is not None:
         for note in spec.notes:
@@ -66,7 +67,7 @@ def detect_spec(model: nn.Module, auto: bool = True) -> BackboneSpec:
         return spec
     if auto:
         try:
-            return auto_spec(model)
+            return auto_spec(model, example_inputs=example_inputs)
         except NoAutoSpec as error:
             raise no_spec_error(model, str(error)) from error
     raise no_spec_error(model)

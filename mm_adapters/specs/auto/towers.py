@@ -3,36 +3,39 @@ their LayerNorms (pre-LN, post-LN, res-post-norm), layout (NCHW) and widths."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from torch import nn
 
 from ..base import SiteSpec, TowerSpec, resolve_path, tower_blocks
+from .kinds import MatrixHolder, linear_kinds, weight_kinds, width_attribute
+from .notes import unadapted_notes
+from .sites import Site, residual_sites
 from .trace import Trace, trace_forward, views_of
-
-_WEIGHTS = (nn.Linear, nn.Conv1d, nn.Conv2d)
 
 
 def _has_weights(module: nn.Module) -> bool:
-    """A module that can be a sublayer: it holds a Linear or (NCHW blocks: FastViT, LeViT-conv) a convolution."""
-    return any(isinstance(m, _WEIGHTS) for m in module.modules())
+    """A module that can be a sublayer: it holds a Linear (or Conv1D) or (NCHW blocks: FastViT, LeViT-conv) a
+    convolution."""
+    kinds = weight_kinds()
+    return any(isinstance(m, kinds) for m in module.modules())
 
 
 def _output_width(module: nn.Module) -> int | None:
-    """``out_features`` of the module's last Linear, else ``out_channels`` of its last convolution."""
-    for kinds, width in ((nn.Linear, "out_features"), ((nn.Conv1d, nn.Conv2d), "out_channels")):
+    """The output width of the module's last Linear (or Conv1D), else of its last convolution."""
+    for kinds in (linear_kinds(), (nn.Conv1d, nn.Conv2d)):
         found = [m for m in module.modules() if isinstance(m, kinds)]
         if found:
-            return int(getattr(found[-1], width))
+            return int(getattr(found[-1], width_attribute(found[-1])))
     return None
 
 
 def _is_norm(module: nn.Module) -> bool:
     """A normalisation layer, not a block that ends in one (TinyViT's ``ConvNorm``)."""
     return "norm" in type(module).__name__.lower() and not any(
-        isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)) for m in module.modules()
+        isinstance(m, weight_kinds()) for m in module.modules()
     )
 
 
@@ -56,6 +59,8 @@ def _block_lists(model: nn.Module) -> list[tuple[str, list[nn.Module], tuple[str
                     blocks = [child[position] for child in children]
                     if len({type(b) for b in blocks}) == 1 and _can_be_block(blocks[0]):
                         lists.append((f"{name}.*.{position}", blocks, ()))
+                # the groups themselves, where the parent's loop adds the residuals (``x = attn(x) + x``)
+                lists.append((name, children, ()))
         elif len(classes) == 1:
             if _can_be_block(children[0]):
                 lists.append((name, children, ()))
@@ -68,90 +73,7 @@ def _block_lists(model: nn.Module) -> list[tuple[str, list[nn.Module], tuple[str
 
 
 def _can_be_block(module: nn.Module) -> bool:
-    return not isinstance(module, (*_CONTAINERS, *_WEIGHTS)) and _has_weights(module)
-
-
-@dataclass
-class _Site:
-    path: str
-    attention: bool
-    add_output: int
-    residual: int
-    module_input: int | None
-    shape: tuple = ()
-    """Shape of the residual sum."""
-    output_shape: tuple = ()
-    """Shape of the sublayer module's output."""
-
-
-def _sites(trace: Trace, block: nn.Module, kinds: tuple[type, ...] = (nn.Linear,)) -> list[_Site]:
-    """The block's residual sublayers in order: for each residual add, the outermost module holding one of ``kinds``
-    whose output feeds it."""
-    call = trace.calls.get(id(block))
-    if call is None or call.input_id is None:
-        return []
-    names = {id(m): n for n, m in block.named_modules() if n}
-    widths: set[int] = set()
-    for tensor in trace.keep:
-        if id(tensor) == call.input_id:
-            # the hidden size; a block that takes NCHW maps and adds tokens (DaViT) adds at the channel width
-            widths = {tensor.shape[-1], tensor.shape[1]} if tensor.dim() == 4 else {tensor.shape[-1]}
-            break
-    adds = [a for a in trace.adds if call.start < a[0] <= call.end and a[4][-1] in widths]
-    add_outputs = {a[1] for a in adds}
-    sites: list[_Site] = []
-    previous = call.start
-    for step, out_id, left, right, shape in adds:
-        stops = {call.input_id} | (add_outputs - {out_id})
-        found = {operand: _walk_back(trace, operand, names, stops, kinds) for operand in (left, right)}
-        # ``x + f(x)``: the operand that the other's sublayer reads is the residual (NextViT's ``x`` comes out of a
-        # patch embedding)
-        order = ((left, right), (right, left))
-        if found[right] is not None and trace.calls[id(found[right])].input_id == left:
-            order = ((right, left),)
-        for operand, other in order:
-            module = found[operand]
-            if module is None:
-                continue
-            path = names[id(module)]
-            if not any(s.path == path for s in sites):
-                # attention ran since the previous residual add: this add closes the attention sublayer
-                attention = any(previous < s <= step for s in trace.attention_steps)
-                output = trace.calls[id(module)].output_id
-                output_shape = next((tuple(t.shape) for t in trace.keep if id(t) == output), ())
-                sites.append(
-                    _Site(
-                        path, attention, out_id, other, trace.calls[id(module)].input_id, shape, output_shape
-                    )
-                )
-                previous = step
-            break
-    return sites
-
-
-def _walk_back(
-    trace: Trace,
-    start: int,
-    names: dict[int, str],
-    stops: set[int],
-    kinds: tuple[type, ...],
-    limit: int = 400,
-):
-    frontier, seen = [start], set()
-    while frontier and len(seen) < limit:
-        tensor = frontier.pop(0)
-        if tensor in seen or tensor in stops:
-            continue
-        seen.add(tensor)
-        candidates = [
-            m
-            for m in trace.producers.get(tensor, [])
-            if id(m) in names and any(isinstance(x, kinds) for x in m.modules())
-        ]
-        if candidates:
-            return min(candidates, key=lambda m: names[id(m)].count("."))  # the outermost of them
-        frontier.extend(trace.parents.get(tensor, []))
-    return None
+    return not isinstance(module, (*_CONTAINERS, *weight_kinds())) and _has_weights(module)
 
 
 def _norm_names(trace: Trace, block: nn.Module) -> dict[int, str]:
@@ -162,7 +84,7 @@ def _norm_taking(trace: Trace, norms: dict[int, str], tensor: int) -> str | None
     return next((n for key, n in norms.items() if trace.calls[key].input_id == tensor), None)
 
 
-def _norm_feeding(trace: Trace, norms: dict[int, str], site: _Site, stops: set[int]) -> str | None:
+def _norm_feeding(trace: Trace, norms: dict[int, str], site: Site, stops: set[int]) -> str | None:
     """The LayerNorm whose output reaches the site's input (through reshapes, windows, ...)."""
     frontier, seen = [site.module_input], set()
     stops = stops | {
@@ -181,7 +103,7 @@ def _norm_feeding(trace: Trace, norms: dict[int, str], site: _Site, stops: set[i
 
 
 def _norm_layout(
-    trace: Trace, block: nn.Module, attn: _Site, ffn: _Site
+    trace: Trace, block: nn.Module, attn: Site, ffn: Site
 ) -> tuple[str | None, list[str | None]]:
     """Post-LN when a LayerNorm of the block takes the FFN's residual sum; pre-LN when LayerNorms feed both
     sublayers and nothing in the block normalises the FFN's sum; res-post-norm when the FFN reads the stream itself
@@ -191,9 +113,10 @@ def _norm_layout(
         _norm_taking(trace, norms, attn.add_output),
         _norm_taking(trace, norms, ffn.add_output),
     )
-    by_name = {n: key for key, n in norms.items()}
-    if after_attn and after_ffn and trace.calls[by_name[after_attn]].output_id == ffn.residual:
-        return "post", [after_attn, after_ffn]  # the attention's normalised sum is the FFN's residual
+    normalised = {trace.calls[key].output_id for key in norms}
+    if after_attn and after_ffn and ffn.residual in normalised:
+        # the FFN's residual is a normalised sum (the attention's; a decoder's cross-attention's)
+        return "post", [after_attn, after_ffn]
     stops = {trace.calls[id(block)].input_id, attn.add_output, ffn.add_output}
     found = [_norm_feeding(trace, norms, site, stops) for site in (attn, ffn)]
     if all(found):
@@ -206,11 +129,11 @@ def _norm_layout(
     return None, found
 
 
-def _output_of(trace: Trace, block: nn.Module, site: _Site) -> int | None:
+def _output_of(trace: Trace, block: nn.Module, site: Site) -> int | None:
     return trace.calls[id(resolve_path(block, site.path))].output_id
 
 
-def _input_path(trace: Trace, block: nn.Module, site: _Site) -> str | None:
+def _input_path(trace: Trace, block: nn.Module, site: Site) -> str | None:
     """The outermost module of the block that takes the residual stream as its first input (post-LN taps there)."""
     matches = [
         name
@@ -221,30 +144,70 @@ def _input_path(trace: Trace, block: nn.Module, site: _Site) -> str | None:
     return min(matches, key=lambda n: n.count(".")) if matches else None
 
 
-def _tower(
+def _towers(
     trace: Trace, path: str, blocks: list[nn.Module], block_types: tuple[str, ...] = ()
-) -> TowerSpec | None:
+) -> list[TowerSpec]:
+    """The towers over ``blocks``: one per attention / FFN pair of the first block (a stage module may hold several
+    pairs), an empty list where it has none."""
     block = blocks[0]
-    for kinds in ((nn.Linear,), _WEIGHTS):  # sublayers of Linears, else (NCHW blocks) of convolutions too
-        sites = _sites(trace, block, kinds)
+    group = isinstance(block, _CONTAINERS)  # a parent's loop adds the residuals around its members
+    if group:
+        _record_group_call(trace, blocks)
+    if id(block) not in trace.calls:
+        return []  # never ran in the traced forward (a tower the inputs did not reach)
+    # sublayers of Linears, else (NCHW) of convolutions too, else of any weight matrix (experts as parameters)
+    for kinds in (linear_kinds(), weight_kinds(), (*weight_kinds(), MatrixHolder)):
+        sites = residual_sites(trace, block, kinds)
         chain = _residual_chain(trace, block, sites)
-        if (
-            len(chain) >= 2
-        ):  # adds inside a sublayer (attention biases, FocalNet's gated context sum) are not sites
+        # adds inside a sublayer (attention biases, FocalNet's gated context sum) are not sites
+        if len(chain) >= 2:
             sites = chain
-        attention = next((s for s in sites if s.attention), None)
-        if attention is None and len(sites) >= 2:
-            attention = sites[
-                0
-            ]  # an attention-free token mixer (pooling, LSTM, focal modulation): MetaFormer
-        later = [s for s in sites[sites.index(attention) + 1 :] if not s.attention] if attention else []
-        if attention is not None and later:
-            return _tower_of(trace, path, block, attention, later[-1], block_types)
-    return None
+        if not any(s.attention for s in sites) and len(sites) >= 2 and not group:
+            # an attention-free token mixer (pooling, LSTM, focal modulation): MetaFormer
+            sites = [dataclasses.replace(sites[0], attention=True), *sites[1:]]
+        towers = []
+        for pair in _pairs(sites):
+            attention = next((s for s in pair if s.attention), None)
+            later = [s for s in pair[pair.index(attention) + 1 :] if not s.attention] if attention else []
+            if attention is not None and later:
+                between = pair[pair.index(attention) + 1 : pair.index(later[-1])]
+                # an encoder-decoder's decoder block: a second attention between self-attention and FFN (Whisper)
+                cross = next((s for s in between if s.attention), None)
+                towers.append(_tower_of(trace, path, block, attention, later[-1], block_types, cross))
+        if towers:
+            return towers
+    return []
+
+
+def _pairs(sites: list[Site]) -> list[list[Site]]:
+    """The sites split where an attention follows an FFN: a stage module with several attention / FFN pairs."""
+    pairs: list[list[Site]] = []
+    for site in sites:
+        if not pairs or (site.attention and not pairs[-1][-1].attention):
+            pairs.append([])
+        pairs[-1].append(site)
+    return pairs
+
+
+def _record_group_call(trace: Trace, groups: list[nn.Module]) -> None:
+    """A group (``nn.ModuleList([attn, ff])``) is never called; its span in the trace runs from its first member's
+    call to the next group's, its input is what its first member read."""
+    first = trace.calls.get(id(groups[0][0]))
+    if first is None or id(groups[0]) in trace.calls:
+        return
+    following = trace.calls.get(id(groups[1][0])) if len(groups) > 1 else None
+    end = following.start if following is not None else trace.step
+    trace.calls[id(groups[0])] = dataclasses.replace(first, module=groups[0], start=first.start, end=end)
 
 
 def _tower_of(
-    trace: Trace, path: str, block: nn.Module, attention: _Site, ffn: _Site, block_types: tuple[str, ...]
+    trace: Trace,
+    path: str,
+    block: nn.Module,
+    attention: Site,
+    ffn: Site,
+    block_types: tuple[str, ...],
+    cross: Site | None = None,
 ) -> TowerSpec:
     position, norms = _norm_layout(trace, block, attention, ffn)
     reads_stream = [False, False]
@@ -255,9 +218,13 @@ def _tower_of(
     ):
         # pre-LN, with a sublayer that normalises inside and reads the stream itself (FastViT's ConvMlp)
         position, reads_stream = "pre", [n is None for n in norms]
-    if position == "pre" and not all(
-        _stream_is_residual(trace, block, norm, site)
-        for norm, site in zip(norms, (attention, ffn), strict=True)
+    if (
+        position == "pre"
+        and not all(
+            _stream_is_residual(trace, block, norm, site)
+            for norm, site in zip(norms, (attention, ffn), strict=True)
+        )
+        and not _parallel_form(trace, block, norms[1], attention, ffn)
     ):
         # EdgeNeXt adds its FFN to the block's input, not to what its LayerNorm reads: no tap gives that residual,
         # so placements that read the stream are refused rather than placed inexactly
@@ -274,11 +241,28 @@ def _tower_of(
         )  # fmt: skip
     return TowerSpec(
         layers=path, attn=specs[0], ffn=specs[1], norm_position=position, block_types=block_types,
-        channels_first=bool(specs[1].channels_first), hidden_size=specs[1].hidden_size,
+        channels_first=bool(specs[1].channels_first), hidden_size=specs[1].hidden_size or specs[0].hidden_size,
+        cross_attn=_cross_site(trace, block, cross, position) if cross is not None else None,
     )  # fmt: skip
 
 
-def _residual_chain(trace: Trace, block: nn.Module, sites: list[_Site]) -> list[_Site]:
+def _cross_site(trace: Trace, block: nn.Module, cross: Site, position: str | None) -> SiteSpec:
+    """The cross-attention site, with the norm of the layout the block's other sublayers have."""
+    norms = _norm_names(trace, block)
+    if position == "post":
+        norm = _norm_taking(trace, norms, cross.add_output)
+    elif position == "pre":
+        norm = _norm_feeding(trace, norms, cross, {trace.calls[id(block)].input_id, cross.add_output})
+    else:
+        norm = _norm_taking(trace, norms, _output_of(trace, block, cross)) if position == "res_post" else None
+    tap = _input_path(trace, block, cross) if position == "post" else None
+    return SiteSpec(
+        output=cross.path, input=tap if tap != cross.path else None, norm=norm,
+        hidden_size=_width_path(block, cross, False),
+    )  # fmt: skip
+
+
+def _residual_chain(trace: Trace, block: nn.Module, sites: list[Site]) -> list[Site]:
     """The sites whose residual is the block's stream: its input, then each kept site's sum (not the adds inside a
     sublayer, such as FocalNet's gated context sum)."""
     stream = views_of(trace, trace.calls[id(block)].input_id)
@@ -295,27 +279,39 @@ def _residual_chain(trace: Trace, block: nn.Module, sites: list[_Site]) -> list[
     return kept
 
 
-def _stream_is_residual(trace: Trace, block: nn.Module, norm: str | None, site: _Site) -> bool:
+def _parallel_form(trace: Trace, block: nn.Module, norm: str | None, attention: Site, ffn: Site) -> bool:
+    """``r + attn(LN(r)) + mlp(LN'(r))`` written left to right: the FFN's LayerNorm reads the attention's residual
+    ``r`` and the FFN is added to ``r + attn``; a parallel-residual block (docs/placements.md)."""
+    tapped = trace.calls[id(resolve_path(block, norm))].input_id if norm else ffn.module_input
+    return bool(views_of(trace, tapped) & views_of(trace, attention.residual)) and bool(
+        views_of(trace, ffn.residual) & views_of(trace, attention.add_output)
+    )
+
+
+def _stream_is_residual(trace: Trace, block: nn.Module, norm: str | None, site: Site) -> bool:
     """Whether the tensor a pre-LN site's stream tap sees (its LayerNorm's input, or the sublayer's own input) is the
     residual its output is added to, up to reshapes and views."""
     tapped = trace.calls[id(resolve_path(block, norm))].input_id if norm else site.module_input
     return views_of(trace, tapped) & views_of(trace, site.residual) != set()
 
 
-def _width_path(block: nn.Module, site: _Site, channels_first: bool) -> str:
+def _width_path(block: nn.Module, site: Site, channels_first: bool) -> str:
     """Where the site's width is written: the last Linear (or convolution) in it whose output width is the width the
     trace saw at its residual add (NextViT's attention is narrower than its block; FastViT's FFN has no Linear)."""
     shape = site.output_shape or site.shape
     width = shape[1 if channels_first else -1] if shape else None
     modules = list(resolve_path(block, site.path).named_modules())
-    for kinds, attribute in ((nn.Linear, "out_features"), ((nn.Conv1d, nn.Conv2d), "out_channels")):
-        names = [n for n, m in modules if isinstance(m, kinds) and getattr(m, attribute) == width]
+    for kinds in (linear_kinds(), (nn.Conv1d, nn.Conv2d)):
+        names = [
+            (n, width_attribute(m)) for n, m in modules
+            if isinstance(m, kinds) and getattr(m, width_attribute(m)) == width
+        ]  # fmt: skip
         if names:
-            return ".".join(part for part in (site.path, names[-1], attribute) if part)
+            return ".".join(part for part in (site.path, *names[-1]) if part)
     return ""
 
 
-def _channels_first(block: nn.Module, site: _Site) -> bool:
+def _channels_first(block: nn.Module, site: Site) -> bool:
     """NCHW sublayers (FastViT, CoAtNet): the output is 4-d with the sublayer's output width in dim 1, not last."""
     width, shape = _output_width(resolve_path(block, site.path)), site.output_shape
     return len(shape) == 4 and width is not None and shape[1] == width != shape[-1]
@@ -325,9 +321,12 @@ def _tower_names(towers: list[TowerSpec]) -> list[str]:
     if len(towers) == 1:
         return ["blocks"]
     names = []
+    paths = [tower.layers for tower in towers]
     for tower in towers:
         name = re.sub(r"[^A-Za-z0-9_]", "_", tower.layers.replace(".*", "")).strip("_") or "blocks"
-        names.append("_".join((name, *tower.block_types)))
+        # several attention / FFN pairs per block: one tower each, named by its attention
+        pair = (re.sub(r"[^A-Za-z0-9_]", "_", tower.attn.output),) if paths.count(tower.layers) > 1 else ()
+        names.append("_".join((name, *tower.block_types, *pair)))
     return names
 
 
@@ -355,19 +354,27 @@ def _grouped(model: nn.Module, found: list[tuple[str, TowerSpec]]) -> list[tuple
 
 def find_towers(model: nn.Module, run: Callable[[nn.Module], object]) -> dict[str, TowerSpec]:
     """The towers an automatic spec would use for ``model``, from one traced ``run(model)``."""
+    return find_towers_and_notes(model, run)[0]
+
+
+def find_towers_and_notes(
+    model: nn.Module, run: Callable[[nn.Module], object]
+) -> tuple[dict[str, TowerSpec], list[str]]:
+    """The towers, and a note naming each block list left out with the reason (never half-adapted silently)."""
     trace = trace_forward(model, run)
     lists = _block_lists(model)
     found, claimed = [], set()
     for path, blocks, block_types in lists:
         inner = [entry for entry in lists if entry[0] != path and entry[0].startswith(path + ".")]
-        if any(_tower(trace, *entry) for entry in inner):
+        if any(_towers(trace, *entry) for entry in inner):
             continue  # a list of stages whose own block lists qualify
         if id(blocks[0]) in claimed:
             continue  # DaViT's pairs: the blocks at each position are already a tower
-        tower = _tower(trace, path, blocks, block_types)
-        if tower is not None:
-            found.append((path, tower))
+        towers = _towers(trace, path, blocks, block_types)
+        found += [(path, tower) for tower in towers]
+        if towers:
             claimed.update(id(block) for block in blocks)
+    notes = unadapted_notes(trace, lists, claimed)
     found = _grouped(model, found)
     towers = [tower for _, tower in found]
-    return dict(zip(_tower_names(towers), towers, strict=True))
+    return dict(zip(_tower_names(towers), towers, strict=True)), notes

@@ -52,9 +52,26 @@ def _tensors(value) -> list[torch.Tensor]:
     return []
 
 
+def output_vector(value) -> torch.Tensor:
+    """Every floating tensor of a forward's output (all towers of a multi-tower model), flattened into one."""
+    found = [t.float().flatten() for t in _tensors(value) if t.is_floating_point()]
+    if not found:
+        raise ValueError("the forward returned no floating-point tensor to compare")
+    return torch.cat(found)
+
+
 def first_tensor(value) -> torch.Tensor | None:
     found = _tensors(value)
     return found[0] if found else None
+
+
+def _scores(func, args) -> bool:
+    """Whether a softmax normalises attention scores, ``(..., heads, queries, keys)`` or square ``(B, N, N)``, not
+    a mixture-of-experts router's ``(tokens, experts)`` / ``(B, T, experts)`` logits."""
+    if func in (F.scaled_dot_product_attention, F.multi_head_attention_forward):
+        return True
+    logits = args[0] if args and isinstance(args[0], torch.Tensor) else None
+    return logits is None or logits.dim() >= 4 or (logits.dim() == 3 and logits.shape[-1] == logits.shape[-2])
 
 
 class _Recorder(TorchFunctionMode):
@@ -70,7 +87,7 @@ class _Recorder(TorchFunctionMode):
         for tensor in outputs:
             trace.parents.setdefault(id(tensor), [id(t) for t in inputs if t is not tensor])
         trace.keep.extend(inputs + outputs)
-        if func in _ATTENTION_OPS:
+        if func in _ATTENTION_OPS and _scores(func, args):
             trace.attention_steps.append(trace.step)
         if func in _ADD_OPS and len(args) >= 2 and all(isinstance(a, torch.Tensor) for a in args[:2]):
             a, b = args[0], args[1]

@@ -1,5 +1,10 @@
-"""Checking a candidate spec with probe adapters: output unchanged at init, every site called, every probe gets a
-gradient."""
+"""Checking a candidate spec with probe adapters: output unchanged at init, every site called, the output changed once
+the probes are non-zero (in eval under no_grad, where fused fast paths run), every probe gets a gradient.
+
+A probe replaces its site's module the way :class:`~mm_adapters.site.AdapterSite` does (a wrapper with the same
+attribute pass-through and the same hold on fused parents), never through a forward hook: hooks switch some fused
+paths off (torch's ``nn.TransformerEncoderLayer``), so a hook-based check would pass on a path real use never takes.
+"""
 
 from __future__ import annotations
 
@@ -9,22 +14,25 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from ..base import TowerSpec, resolve_path, tower_blocks
-from .trace import first_tensor
+from ...wrapping import PassThrough, hold_parents_off_fused_paths
+from ..base import TowerSpec, resolve_parent, resolve_path, tower_blocks
+from .trace import output_vector
 
 
-class _Probe(nn.Module):
-    """A zero-initialised bottleneck added to a site's output by a forward hook (built at the first call, at the
-    width of the output it sees)."""
+class _Probe(PassThrough):
+    """Calls the wrapped site and adds a zero-initialised bottleneck to its output (built at the first call, at the
+    width of the output it sees); counts its calls."""
 
-    def __init__(self, channels_first: bool = False) -> None:
-        super().__init__()
+    def __init__(self, base_layer: nn.Module, channels_first: bool = False) -> None:
+        super().__init__(base_layer)
         self.down: nn.Linear | None = None
         self.up: nn.Linear | None = None
         self.calls = 0
         self.channels_first = channels_first
+        hold_parents_off_fused_paths(self, True)
 
-    def hook(self, module, args, output):
+    def forward(self, *args, **kwargs):
+        output = self.base_layer(*args, **kwargs)
         self.calls += 1
         hidden = output[0] if isinstance(output, tuple) else output
         if self.channels_first:
@@ -38,36 +46,50 @@ class _Probe(nn.Module):
             width = hidden.shape[-1]
             self.down, self.up = nn.Linear(width, 4), nn.Linear(4, width)
             nn.init.zeros_(self.up.weight), nn.init.zeros_(self.up.bias)
-            nn.init.constant_(
-                self.down.bias, 0.1
-            )  # tiny random models have tiny activations: keep ReLU alive
+            # tiny random models have tiny activations: keep ReLU alive
+            nn.init.constant_(self.down.bias, 0.1)
         return hidden + self.up(torch.relu(self.down(hidden.to(self.down.weight.dtype)))).to(hidden.dtype)
 
 
-def verify(model: nn.Module, towers: dict[str, TowerSpec], run: Callable[[nn.Module], object]) -> str | None:
-    """None when probe adapters on every site keep the output at init, are all called and all get a gradient;
-    else what failed."""
-    model = copy.deepcopy(model).requires_grad_(False)
-    with torch.no_grad():
-        reference = first_tensor(run(model)).float()
+def _install_probes(model: nn.Module, towers: dict[str, TowerSpec]) -> list[tuple[str, _Probe]]:
     probes = []
     for tower_name, tower in towers.items():
         for index, block in enumerate(tower_blocks(model, tower)):
             for kind, site in tower.sites(block).items():
                 module = resolve_path(block, site.output)
-                probe = _Probe(tower.channels_first_of(block, site))
-                module.register_forward_hook(probe.hook)
-                probes.append((f"{tower_name} layer {index} {kind} ({site.output})", probe))
+                if not isinstance(module, _Probe):
+                    parent, child = resolve_parent(block, site.output)
+                    module = _Probe(module, tower.channels_first_of(block, site))
+                    setattr(parent, child, module)
+                probes.append((f"{tower_name} layer {index} {kind} ({site.output})", module))
+    return probes
+
+
+def _output(model: nn.Module, run: Callable[[nn.Module], object]) -> torch.Tensor:
+    return output_vector(run(model))
+
+
+def verify(model: nn.Module, towers: dict[str, TowerSpec], run: Callable[[nn.Module], object]) -> str | None:
+    """None when probe adapters on every site keep the output at init, are all called, change the output once
+    non-zero (eval, no_grad) and all get a gradient; else what failed. ``model`` is not changed."""
+    model = copy.deepcopy(model).requires_grad_(False).eval()
     with torch.no_grad():
-        difference = (first_tensor(run(model)).float() - reference).abs().max().item()
+        reference = _output(model, run)
+    probes = _install_probes(model, towers)
+    with torch.no_grad():
+        difference = (_output(model, run) - reference).abs().max().item()
     if not difference <= 1e-5:
         return f"probe adapters change the output at init by {difference:.1e}"
     silent = [name for name, probe in probes if probe.calls == 0]
     if silent:
-        return f"sites never called: {silent[:3]}"
+        return f"sites never called in eval under no_grad (a fused path skips them): {silent[:3]}"
     for _, probe in probes:
         nn.init.normal_(probe.up.weight, std=0.1)
-    output = first_tensor(run(model)).float()
+    with torch.no_grad():
+        changed = (_output(model, run) - reference).abs().max().item()
+    if not changed > 0:
+        return "non-zero probe adapters leave the output unchanged in eval under no_grad (they are skipped)"
+    output = _output(model, run)
     (output * torch.randn(output.shape, generator=torch.Generator().manual_seed(0))).sum().backward()
     dead = [
         name for name, probe in probes if probe.down.weight.grad is None or not probe.down.weight.grad.any()
