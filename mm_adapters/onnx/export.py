@@ -10,6 +10,7 @@ logits from one pass). ``quantize="int8"`` adds ``<graph>.int8.onnx`` beside eac
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from collections.abc import Sequence
@@ -57,7 +58,8 @@ def export_onnx(
     ``adapters`` it fuses) on ``backbone`` to ONNX in ``out_dir``; returns ``out_dir``.
 
     Raises :class:`OnnxExportError` when a graph cannot be exported (naming the failing operation) or when ONNX
-    Runtime's outputs differ from eager PyTorch by more than 1e-4. ``backbone`` keeps the loaded adapters.
+    Runtime's outputs differ from eager PyTorch by more than 1e-4. The tasks are loaded onto a copy of
+    ``backbone``; the backbone passed in is left as it was.
     """
     folders = (
         [Path(export_folders)]
@@ -69,6 +71,7 @@ def export_onnx(
     if quantize not in (None, *QUANTIZATIONS):
         raise ValueError(f"quantize must be None or one of {QUANTIZATIONS}, got {quantize!r}.")
     torch_threads = torch.get_num_threads()
+    backbone = copy.deepcopy(backbone)
     tasks = load_tasks(backbone, folders, [Path(a) for a in adapters])
     _check_combination(backbone, tasks, swappable)
 

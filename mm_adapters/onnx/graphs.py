@@ -140,15 +140,18 @@ def input_layout(backbone: Backbone, modality: str):
     if modality == "text":
         vocab = _vocab_size(backbone)
         takes_mask = _text_takes_mask(backbone)
+        fixed = None if takes_mask else backbone.max_length  # open_clip: always its context length
 
         def tokens(batch: int, length: int) -> tuple[torch.Tensor, ...]:
+            length = fixed or length
             ids = torch.randint(1, vocab, (batch, length))
             mask = torch.ones(batch, length, dtype=torch.long)
             mask[0, max(1, length // 2) :] = 0  # one padded row, so pooling under the mask is checked
             return (ids, mask) if takes_mask else (ids,)
 
         names = ["input_ids", "attention_mask"] if takes_mask else ["input_ids"]
-        return names, {name: {0: "batch", 1: "sequence"} for name in names}, tokens
+        axes = {0: "batch"} if fixed else {0: "batch", 1: "sequence"}
+        return names, {name: dict(axes) for name in names}, tokens
     if modality == "audio":
 
         def waves(batch: int, length: int) -> tuple[torch.Tensor, ...]:

@@ -70,7 +70,14 @@ def export_graph(
                 f"{_summary(script_error)}"
             ) from script_error
     check = spec.make_inputs(CHECK_BATCH, CHECK_LENGTH) + tuple(extra_inputs.values())
-    diff = compare_with_eager(module, path, names, spec.output_names, check)
+    try:
+        diff = compare_with_eager(module, path, names, spec.output_names, check)
+    except Exception as error:  # noqa: BLE001 -- ONNX Runtime rejects the graph or its dynamic axes
+        path.unlink(missing_ok=True)
+        raise OnnxExportError(
+            f"The {exporter} export of graph {spec.name!r} does not run with ONNX Runtime on an input of batch "
+            f"{CHECK_BATCH} and length {CHECK_LENGTH} (were the dynamic axes fixed while tracing?): {_summary(error)}"
+        ) from error
     if not diff <= tolerance:
         path.unlink(missing_ok=True)
         raise OnnxExportError(
