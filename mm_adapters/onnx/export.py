@@ -168,13 +168,12 @@ def _export_swappable(
 ) -> dict[str, Any]:
     """Trace with the first task's tensors as inputs, save every task's tensors, and check each task's outputs
     from the swappable graph against that task run baked in eager PyTorch."""
-    all_names = tuple(name for task in tasks for name in task.adapter_names)
     first = tasks[0]
     _activate(backbone, first)
     graphs: dict[str, Any] = {}
     per_task: dict[str, dict] = {task.name: {} for task in tasks}
     for index, spec in enumerate(_specs(backbone, first)):
-        slots = slot_names(spec.module, all_names)
+        slots = slot_names(spec.module, first.adapter_names)
         if not slots:
             raise ValueError(f"Graph {spec.name!r} has no adapter or head tensors to make swappable.")
         swappable = SwappableGraph(spec.module, slots)
@@ -194,7 +193,7 @@ def _export_swappable(
         for task in tasks:
             _activate(backbone, task)
             baked = _specs(backbone, task)[index]
-            values = task_tensors(baked.module, slot_names(baked.module, all_names))
+            values = task_tensors(baked.module, slot_names(baked.module, task.adapter_names))
             if set(values) != set(tensors):
                 raise ValueError(f"{task.name!r} does not have the tensors of {first.name!r}'s graph: "
                                  f"{sorted(set(values) ^ set(tensors))[:4]}.")  # fmt: skip

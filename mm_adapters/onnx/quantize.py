@@ -33,8 +33,8 @@ def task_nodes(model: onnx.ModelProto) -> list[str]:
 
 
 def _without_graph(module: str) -> str:
-    """``graph.backbone.model...`` (a swappable graph's wrapper) -> ``backbone.model...``."""
-    return module.removeprefix("graph.")
+    """``inner.backbone.model...`` (inside a swappable graph's wrapper) -> ``backbone.model...``."""
+    return module.removeprefix("inner.")
 
 
 def quantize_int8(source: Path, target: Path) -> dict[str, int]:

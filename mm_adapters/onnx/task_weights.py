@@ -35,12 +35,18 @@ def is_task_parameter(name: str) -> bool:
 
 
 def slot_names(module: nn.Module, adapter_names: tuple[str, ...]) -> dict[str, str]:
-    """{parameter name in ``module``: graph input name} for every task parameter, the adapter names replaced."""
+    """{parameter name in ``module``: graph input name} for the head and the adapters ``adapter_names`` (one
+    task's; other tasks' adapters loaded on the same model are left out), the adapter names replaced."""
     pattern = re.compile(r"\.(adapters|fusions)\.(" + "|".join(map(re.escape, adapter_names)) + r")\.")
     names = {}
     for name, _ in module.named_parameters():
-        if is_task_parameter(name):
-            names[name] = TASK_INPUT_PREFIX + pattern.sub(rf".\1.{SLOT}.", name)
+        if not is_task_parameter(name):
+            continue
+        if name.split(".")[0] not in ("head", "heads") and not pattern.search(name):
+            continue  # another task's adapter
+        names[name] = TASK_INPUT_PREFIX + pattern.sub(rf".\1.{SLOT}.", name)
+    if len(set(names.values())) != len(names):
+        raise ValueError(f"The adapters {list(adapter_names)} do not map to distinct graph inputs.")
     return names
 
 
@@ -58,13 +64,13 @@ class SwappableGraph(nn.Module):
 
     def __init__(self, graph: nn.Module, slots: Mapping[str, str]) -> None:
         super().__init__()
-        self.graph = graph
+        self.inner = graph  # not ``graph``: torch.fx's GraphModule has an attribute of that name
         self.parameter_names = list(slots)
 
     def forward(self, *inputs: torch.Tensor):
         count = len(inputs) - len(self.parameter_names)
         weights = dict(zip(self.parameter_names, inputs[count:], strict=True))
-        return functional_call(self.graph, weights, inputs[:count])
+        return functional_call(self.inner, weights, inputs[:count])
 
 
 def save_task_file(path: str | os.PathLike, tensors: Mapping[str, np.ndarray]) -> Path:
