@@ -30,15 +30,15 @@ def inputs():
 
 
 def test_swappable_equals_baked_for_every_task(tmp_path, exports, inputs):
-    swappable = export_onnx(tiny("hf_bert"), exports, tmp_path / "swappable", swappable=True)
+    swappable = export_onnx(tiny("hf_bert"), exports, tmp_path / "swappable", swappable=True, quantize="int8")
     files = {p.name for p in swappable.glob("*.onnx")}
-    assert files == {"model.onnx"}  # the backbone graph is written once for both tasks
+    assert files == {"model.onnx", "model.int8.onnx"}  # the backbone graph is written once for both tasks
     task_files = sorted(p.name for p in (swappable / "tasks").iterdir())
     assert task_files == ["agnews.safetensors", "sst2.safetensors"]
     backbone_size = (swappable / "model.onnx").stat().st_size
     assert all((swappable / "tasks" / f).stat().st_size < backbone_size / 4 for f in task_files)
 
-    runner = OnnxTaskModel(swappable)
+    runner = OnnxTaskModel(swappable, precision="fp32")
     for folder, task, classes in zip(exports, ["sst2", "agnews"], [2, 4], strict=True):
         baked = OnnxTaskModel(export_onnx(tiny("hf_bert"), folder, tmp_path / f"baked_{task}"))
         runner.switch_task(task)
@@ -49,6 +49,9 @@ def test_swappable_equals_baked_for_every_task(tmp_path, exports, inputs):
         assert runner.class_names() == [f"c{i}" for i in range(classes)]
     with pytest.raises(ValueError, match="No task 'mnli'"):
         runner.switch_task("mnli")
+    int8 = OnnxTaskModel(swappable, task="agnews")  # the int8 backbone takes the same task files
+    fp32 = runner.predict_batch(inputs)["agnews"]
+    assert np.abs(int8.predict_batch(inputs)["agnews"] - fp32).max() <= 0.1 * np.abs(fp32).max() + 1e-3
 
 
 def test_several_exports_make_one_multi_task_graph(tmp_path, exports, inputs):

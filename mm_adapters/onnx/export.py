@@ -70,7 +70,6 @@ def export_onnx(
         raise ValueError("export_onnx needs at least one export folder.")
     if quantize not in (None, *QUANTIZATIONS):
         raise ValueError(f"quantize must be None or one of {QUANTIZATIONS}, got {quantize!r}.")
-    torch_threads = torch.get_num_threads()
     backbone = copy.deepcopy(backbone)
     tasks = load_tasks(backbone, folders, [Path(a) for a in adapters])
     _check_combination(backbone, tasks, swappable)
@@ -93,10 +92,7 @@ def export_onnx(
                                   if p.is_file()}  # fmt: skip
         (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
-    try:
-        return write_directory_atomically(Path(out_dir), fill, overwrite)
-    finally:
-        torch.set_num_threads(torch_threads)
+    return write_directory_atomically(Path(out_dir), fill, overwrite)
 
 
 def _check_combination(backbone: Backbone, tasks: list[ExportedTask], swappable: bool) -> None:
