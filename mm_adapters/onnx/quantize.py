@@ -1,4 +1,5 @@
-"""int8 backbone: ONNX Runtime dynamic quantisation of the frozen backbone's MatMul/Gemm weights.
+"""int8 backbone: ONNX Runtime dynamic quantisation of the frozen backbone's MatMul/Gemm weights (per output
+channel: on the MiniLM SST-2 adapter per-tensor scales lost 0.8 points of accuracy, per-channel none).
 
 Adapter, fusion and head nodes stay fp32: they are found by the module scope the exporter records on every node
 (``namespace`` metadata) and passed as ``nodes_to_exclude``. In a swappable graph the task weights are graph
@@ -46,7 +47,7 @@ def quantize_int8(source: Path, target: Path) -> dict[str, int]:
     # the quantiser first splits a Gemm into "<name>_MatMul" + "<name>_Add"; keep those out too
     excluded += [f"{name}_MatMul" for name in excluded]
     quantize_dynamic(
-        str(source), str(target), weight_type=QuantType.QInt8, op_types_to_quantize=list(QUANTIZED_OPS),
+        str(source), str(target), weight_type=QuantType.QInt8, op_types_to_quantize=list(QUANTIZED_OPS), per_channel=True,
         nodes_to_exclude=excluded, extra_options={"MatMulConstBOnly": True},
     )  # fmt: skip
     quantized = onnx.load(str(target))
