@@ -32,7 +32,9 @@ def describe_preprocessing(backbone: Backbone, task: Mapping[str, Any] | None, k
     saved = dict((task or {}).get("preprocessing") or {})
     found: dict[str, Any] = {}
     for name in FIELDS:
-        value = saved.get(name, getattr(backbone.preprocessing, name))
+        value = saved.get(name)
+        if value is None:
+            value = getattr(backbone.preprocessing, name)
         found[name] = list(map(float, value)) if name in ("image_mean", "image_std") and value else value
     found["inputs"] = modality_of(backbone)
     found["image_crop"] = (
