@@ -93,16 +93,35 @@ def _markdown(results: list[Result], summary: list[str], note: str) -> str:
     return text
 
 
+def _read_rows(path: Path) -> list[dict]:
+    text = path.read_text()
+    return (
+        [json.loads(line) for line in text.splitlines() if line]
+        if path.suffix == ".jsonl"
+        else json.loads(text)
+    )
+
+
 def main() -> None:
     args = _parser().parse_args()
     libraries = tuple(args.library or ("open_clip", "timm", "transformers"))
     started = time.monotonic()
+    log = args.json.with_suffix(".jsonl").open("w") if args.json else None
+
+    def progress(result: Result) -> None:
+        _progress(result)
+        if (
+            log is not None
+        ):  # one line per model as it finishes: a stopped sweep keeps what it did (--merge reads it)
+            log.write(json.dumps(dataclasses.asdict(result)) + "\n")
+            log.flush()
+
     if args.merge:
-        results = [Result(**row) for path in args.merge for row in json.loads(path.read_text())]
+        results = [Result(**row) for path in args.merge for row in _read_rows(path)]
         for result in results:
             result.notes = tuple(result.notes)
     else:  # worker processes even for one job: the time limit per model needs them
-        results = sweep_in_processes(candidates(libraries), args.jobs, args.seconds, _progress)
+        results = sweep_in_processes(candidates(libraries), args.jobs, args.seconds, progress)
     if args.json:
         args.json.write_text(json.dumps([dataclasses.asdict(r) for r in results], indent=1))
     summary = summary_lines(results, HF_LISTED)

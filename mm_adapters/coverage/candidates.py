@@ -10,8 +10,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .hf_population import build_hf, hf_names, run_hf
+from .hf_population import PARAMETER_LIMIT, build_hf, hf_names, run_hf
 from .shrink import shrunk_open_clip_config, tiny_hf_text_towers, tiny_timm_building
+from .weights import as_trained
 
 SEED = 0
 
@@ -28,17 +29,6 @@ class Candidate:
 
 def _generator() -> torch.Generator:
     return torch.Generator().manual_seed(SEED)
-
-
-def _without_zero_norms(model: nn.Module) -> nn.Module:
-    """Random weights as training leaves them: a norm initialised to zero (timm's Swin-v2 post-norms start at 0 so
-    each block starts as the identity) outputs zeros, and an adapter reading zeros gets no gradient in the check."""
-    with torch.no_grad():
-        for module in model.modules():
-            weight = getattr(module, "weight", None)
-            if "Norm" in type(module).__name__ and isinstance(weight, nn.Parameter) and not weight.any():
-                weight.fill_(1.0)
-    return model
 
 
 def _first_tensor(output) -> torch.Tensor:
@@ -69,7 +59,7 @@ def _build_open_clip(name: str) -> nn.Module:
     overrides = shrunk_open_clip_config(open_clip.get_model_config(name))
     with tiny_timm_building(), tiny_hf_text_towers():
         torch.manual_seed(SEED)
-        model = _without_zero_norms(open_clip.create_model(name, pretrained=None, **overrides))
+        model = as_trained(open_clip.create_model(name, pretrained=None, **overrides))
         decoder = getattr(model, "text_decoder", None)
         if getattr(decoder, "text_projection", None) is not None:
             # CoCa's decoder leaves text_projection as torch.empty (its init_parameters is never called)
@@ -129,14 +119,26 @@ def _build_timm(name: str) -> nn.Module:
     for tier, sizes in enumerate(tiers):
         try:
             with tiny_timm_building(*sizes) if sizes else contextlib.nullcontext():
+                _within_parameter_limit(lambda: timm.create_model(name, pretrained=False, num_classes=0))
                 torch.manual_seed(SEED)
                 model = timm.create_model(name, pretrained=False, num_classes=0).eval().requires_grad_(False)
-                _without_zero_norms(model)
+                as_trained(model)
             return _with_input_size(model, small=tier == 0)
         except Exception:  # noqa: BLE001
             if tier == len(tiers) - 1:
                 raise
     raise AssertionError("unreachable")
+
+
+def _within_parameter_limit(create: Callable[[], nn.Module]) -> None:
+    """Raise when the model ``create`` builds (on the meta device: no memory, no init) is over the sweep's limit."""
+    try:
+        with torch.device("meta"):
+            count = sum(p.numel() for p in create().parameters())
+    except Exception:  # noqa: BLE001  (a model that cannot be built on the meta device: build it for real)
+        return
+    if count > PARAMETER_LIMIT:
+        raise ValueError(f"{count:,} parameters after shrinking (limit {PARAMETER_LIMIT:,})")
 
 
 def _with_input_size(model: nn.Module, small: bool) -> nn.Module:

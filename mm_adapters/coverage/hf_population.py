@@ -14,6 +14,7 @@ from torch import nn
 from .hf_inputs import all_floats, example_batch
 from .hf_shrink import generic_shrunk_config
 from .shrink import shrunk_hf_config
+from .weights import as_trained
 
 PARAMETER_LIMIT = 40_000_000
 HEAD_ORDER = (
@@ -108,7 +109,7 @@ def build_hf(model_type: str, head: str = "") -> nn.Module:
             if count > PARAMETER_LIMIT:
                 raise ValueError(f"{count:,} parameters after shrinking (limit {PARAMETER_LIMIT:,})")
             torch.manual_seed(0)
-            model = model_class._from_config(config).eval().requires_grad_(False)
+            model = as_trained(model_class._from_config(config).eval().requires_grad_(False))
             if hasattr(model, "set_default_language"):  # X-MOD: one language adapter per batch
                 model.set_default_language(next(iter(config.languages)))
             model._sweep_batch = example_batch(model)
