@@ -128,6 +128,34 @@ def _base(module: nn.Module) -> nn.Module:
     return getattr(module, "base_layer", module)
 
 
+class ParallelLists(nn.Module):
+    """XLM's layout: attention and FFN layers in two lists of the model itself, no block module."""
+
+    pretrained_cfg = {"input_size": (3, 32, 32)}
+
+    def __init__(self, width: int = 32) -> None:
+        super().__init__()
+        self.embed = nn.Conv2d(3, width, 8, stride=8)
+        self.attentions = nn.ModuleList(SelfAttention(width) for _ in range(2))
+        self.ffns = nn.ModuleList(Mlp(width) for _ in range(2))
+
+    def forward_features(self, pixel_values):
+        x = self.embed(pixel_values).flatten(2).transpose(1, 2)
+        for attention, ffn in zip(self.attentions, self.ffns, strict=True):
+            x = x + attention(x)
+            x = x + ffn(x)
+        return x
+
+    forward = forward_features
+
+
+def test_a_model_with_attention_but_no_block_module_is_never_counted_as_refused():
+    model = ParallelLists().eval().requires_grad_(False)
+    assert find_blocks(model) == []
+    result = check_model(model, _run, Result("own", "xlm-like"))
+    assert not result.refused, result.error
+
+
 class FastPathBlock(Block):
     """Like torch's fused ``nn.TransformerEncoderLayer``: in inference it reads its sublayers' weights directly, so
     the adapter wrappers around them never run; a forward hook on it switches the fast path off."""

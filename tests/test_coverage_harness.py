@@ -225,6 +225,15 @@ def test_merge_writes_the_tables_and_lists_the_types_without_a_base_model(tmp_pa
     assert "## Config types with no base model class" in text and "`encoder-decoder`" in text
 
 
+def test_merge_takes_a_rerun_model_from_the_later_file(tmp_path, capsys, monkeypatch):
+    first = _write(tmp_path / "a.json", [_row("timm", "vit", ok=False), _row("timm", "deit")])
+    rerun = tmp_path / "b.jsonl"
+    rerun.write_text(json.dumps(dataclasses.asdict(_row("timm", "vit"))) + "\n")
+    monkeypatch.setattr(sys, "argv", ["coverage", "--merge", str(first), str(rerun)])
+    coverage_main.main()
+    assert "timm models: 2 swept: 2 pass, 0 refused, 0 fail" in capsys.readouterr().out
+
+
 # -- task heads that did not build before ----------------------------------------------------------------------------
 def test_the_sweep_lists_the_deit_and_conformer_heads():
     names = [c.name for c in hf_candidates(("deit", "wav2vec2-conformer"))]

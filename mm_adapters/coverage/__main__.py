@@ -48,7 +48,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--markdown", type=Path, help="write the supported-models table here")
     parser.add_argument("--json", type=Path, help="also write the results here (to --merge them later)")
     parser.add_argument(
-        "--merge", type=Path, nargs="+", help="summarise these --json results instead of sweeping"
+        "--merge",
+        type=Path,
+        nargs="+",
+        help="summarise these --json results instead of sweeping (a model in several: the last file's row)",
     )
     parser.add_argument(
         "--note", default="", help="a line about this run for the markdown (what it left out)"
@@ -117,7 +120,8 @@ def main() -> None:
             log.flush()
 
     if args.merge:
-        results = [Result(**row) for path in args.merge for row in _read_rows(path)]
+        rows = {(row["library"], row["name"]): row for path in args.merge for row in _read_rows(path)}
+        results = [Result(**row) for row in rows.values()]  # a later file's row replaces an earlier one
         for result in results:
             result.notes = tuple(result.notes)
     else:  # worker processes even for one job: the time limit per model needs them

@@ -81,6 +81,12 @@ def find_blocks(model: nn.Module) -> list[str]:
     return sorted(blocks, key=lambda path: [int(p) if p.isdigit() else p for p in path.split(".")])
 
 
+def has_attention(model: nn.Module) -> bool:
+    """Whether any module is attention-like (a model with attention but no block module, such as XLM's parallel
+    lists of attention and FFN layers, is not refused as attention-free)."""
+    return any(_is_attention(module) for module in model.modules())
+
+
 def sites_in(model: nn.Module, block: str) -> set[str]:
     """The site kinds ("attn", "ffn") of the adapter sites inside the block at path ``block``."""
     return {m.site for m in model.get_submodule(block).modules() if isinstance(m, AdapterSite)}

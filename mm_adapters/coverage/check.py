@@ -20,7 +20,7 @@ from ..config import AdapterConfig
 from ..injection import add_adapter
 from ..specs import detect_spec, tower_blocks
 from ..state import get_state, iter_sites
-from .blocks import find_blocks, missed_blocks
+from .blocks import find_blocks, has_attention, missed_blocks
 
 PRESETS: dict[str, Callable[[], AdapterConfig]] = {
     "pfeiffer": AdapterConfig.pfeiffer,
@@ -76,14 +76,16 @@ def _message(error: Exception) -> str:
 
 def check_model(model: nn.Module, run: Callable[[nn.Module], torch.Tensor], result: Result) -> Result:
     """Fill ``result`` for ``model`` (frozen base, eval mode); ``run(model)`` returns the output tensor to compare.
-    A model with no transformer block (by the finder) that the spec refuses is *refused*, counted apart."""
+    A model with no transformer block and no attention-like module (by the finder) that the spec refuses is
+    *refused*, counted apart."""
     result.model_class = type(model).__name__
     blocks = find_blocks(model)
     result.blocks = len(blocks)
     try:
         spec = detect_spec(model)
     except Exception as error:  # noqa: BLE001  (the sweep reports every failure and goes on)
-        result.error = f"{REFUSED}: {_message(error)}" if not blocks else _message(error)
+        refusable = not blocks and not has_attention(model)
+        result.error = f"{REFUSED}: {_message(error)}" if refusable else _message(error)
         return result
     try:
         result.family, result.notes = spec.family, spec.notes
