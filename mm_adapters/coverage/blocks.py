@@ -5,7 +5,8 @@ A block is the innermost repeated module that holds an attention-like and an FFN
 module whose class name says attention (``*Attention``, ``*Attn``, ``nn.MultiheadAttention``) or that has query/key/
 value projections as children. FFN-like: a module whose class name says MLP / FFN / feed-forward / intermediate /
 experts, or a child named like an FFN layer (``mlp``, ``ffn``, ``fc1``, ``linear1``, ``c_fc``, ``wi``, ...).
-Repeated: its class occurs more than once in the model, or it sits in a ``ModuleList`` / ``Sequential``. None of this
+Repeated: its class occurs more than once in the model, or it sits in a ``ModuleList`` / ``Sequential``; not a
+container, and not a module its parent holds as its attention or FFN sublayer (``attn``, ``mlp``, ...). None of this
 reads the spec, the registered families or the automatic spec's trace."""
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ from torch import nn
 from ..site import AdapterSite
 
 _ATTENTION_CLASS = re.compile(r"attention|attn|multihead", re.IGNORECASE)
-_NOT_ATTENTION_CLASS = re.compile(r"pool|mask|rotary|embedding|bias|output$", re.IGNORECASE)
+_NOT_ATTENTION_CLASS = re.compile(
+    r"pool|mask|rotary|embedding|bias|output$|channel|spatial|selectivekernel|cbam|eca|coord|excite|squeeze",
+    re.IGNORECASE,
+)  # and not channel or spatial attention: a gate over channels mixes no tokens (SK, CBAM, ECA, SE in CNNs)
 _QKV_CHILDREN = (
-    {"q", "k", "v"}, {"query", "key", "value"}, {"q_proj", "k_proj", "v_proj"}, {"qkv"}, {"in_proj"},
+    {"q", "k", "v"}, {"query", "key", "value"}, {"q_proj", "k_proj", "v_proj"}, {"qkv"},
     {"c_attn"}, {"query_key_value"}, {"Wqkv"}, {"wqkv"}, {"qkv_proj"},
 )  # fmt: skip
 _FFN_CLASS = re.compile(
@@ -29,6 +33,9 @@ _FFN_CHILD_NAMES = {
     "mlp", "ffn", "feed_forward", "feedforward", "ff", "intermediate", "fc1", "fc2", "linear1", "linear2", "c_fc",
     "wi", "wo", "w1", "w2", "mlp_channels", "channel_mlp", "dense_h_to_4h", "mlp_block", "ffn_layer",
 }  # fmt: skip
+
+_SUBLAYER_NAMES = {"attn", "attention", "self_attn", "self_attention", "token_mixer", "mixer", "mlp", "ffn"}
+"""A module its parent holds as its attention or FFN sublayer is not a block, whatever it holds itself."""
 
 
 def _is_attention(module: nn.Module) -> bool:
@@ -63,7 +70,9 @@ def find_blocks(model: nn.Module) -> list[str]:
     holding = {
         name
         for name, module in model.named_modules()
-        if not isinstance(module, containers) and _holds_both(module)
+        if not isinstance(module, containers)
+        and name.rsplit(".", 1)[-1] not in _SUBLAYER_NAMES
+        and _holds_both(module)
     }
     parents = {name: module for name, module in model.named_modules()}
     counts: dict[type, int] = {}

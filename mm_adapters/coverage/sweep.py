@@ -25,14 +25,17 @@ ISSUE_TARGETS = {
 }
 """What issue 18 asks for: percent of the groups that build and have blocks; half-adapted: at most this many."""
 TARGETS = {
-    "open_clip configs": 100,
-    "timm modules": 95,
-    "transformers types": 95,
+    "open_clip configs": 95,
+    "timm modules": 76,
+    "transformers types": 44,
     "transformers listed types": 95,
-    "half-adapted models": 0,
+    "half-adapted models": 9,
 }
-"""The regression guards ``--check`` enforces: the level reached on this branch (docs/supported_models.md says
-which of :data:`ISSUE_TARGETS` are met); ``transformers listed types`` is issue 13's list."""
+"""The regression guards ``--check`` enforces: the level the full sweep reached on this branch (open_clip 96.5%,
+timm modules 77.6%, transformers types 45.5%, 9 half-adapted; docs/supported_models.md), rounded down and one
+point lower for a model that times out on a slower machine; none of :data:`ISSUE_TARGETS` is met yet (the automatic
+spec's multi-input tracing, Conv1D and parallel-residual work is on another branch). ``transformers listed types``
+is issue 13's list (24 of 24). Raise the guards as the figures rise."""
 
 
 def sweep(items: Iterable[Candidate], progress=None) -> list[Result]:
@@ -190,7 +193,7 @@ def target_lines(results: list[Result], listed: tuple[str, ...] = ()) -> list[st
             goal = f">= {ISSUE_TARGETS[key]}%" if key in ISSUE_TARGETS else "(issue 13: >= 95%)"
         lines.append(f"| {key} | {measured} | {guard} | {goal} | {'met' if met else 'not met'} |")
     return [
-        "| figure | measured | CI guard | issue 18 target | issue target |",
+        "| figure | measured | CI guard | issue 18 target | target |",
         "|---|---|---|---|---|",
         *lines,
     ]
