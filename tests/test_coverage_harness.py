@@ -16,15 +16,20 @@ import pytest
 
 from mm_adapters.coverage import Candidate, Result, check_model, named_candidate, pool
 from mm_adapters.coverage import __main__ as coverage_main
+from mm_adapters.coverage import sweep as sweep_module
 from mm_adapters.coverage.candidates import HF_LISTED, hf_candidates
+from mm_adapters.coverage.check import HALF_ADAPTED, REFUSED
 from mm_adapters.coverage.sweep import (
     BUILD_FAILED,
+    ISSUE_TARGETS,
     TARGETS,
     below_targets,
     figures,
+    group_outcomes,
+    library_counts,
     listed_type_coverage,
     status,
-    summary_lines,
+    target_lines,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,17 +119,55 @@ def test_a_listed_type_counts_only_when_its_base_model_and_head_both_pass():
     assert figures(results, HF_LISTED)["transformers listed types"] == (2, 3)
 
 
-def test_below_targets_names_each_figure_under_its_target():
+def test_groups_count_apart_what_is_refused_or_not_built():
+    results = [
+        _row("timm", "vit_a", model_class="VisionTransformer"),
+        _row("timm", "vit_b", ok=False),
+        _row("timm", "resnet18", error=f"{REFUSED}: ValueError: no attention blocks"),
+        _row("timm", "odd", error=f"{BUILD_FAILED}: RuntimeError: offline"),
+        _row("timm", "swin_a"),
+        _row("timm", "swin_b", error=f"{HALF_ADAPTED}: houlsby: 1 of 2 blocks"),
+    ]
+    for result, group in zip(results, ["vit", "vit", "resnet", "odd", "swin", "swin"], strict=True):
+        result.group = group
+    assert group_outcomes(results, "timm") == {
+        "vit": "fail",
+        "resnet": "refused",
+        "odd": "not built",
+        "swin": "fail",
+    }
+    assert library_counts(results, "timm") == {
+        "swept": 6, "pass": 2, "refused": 1, "fail": 2, "half-adapted": 1, "not built": 1,
+    }  # fmt: skip
+    assert figures(results) == {"timm modules": (0, 2), "half-adapted models": (1, 6)}
+    assert status(results[2]) == "refused" and status(results[5]) == "half-adapted"
+
+
+def test_below_targets_names_each_figure_under_its_guard(monkeypatch):
+    monkeypatch.setattr(
+        sweep_module, "TARGETS", {"open_clip configs": 95, "timm modules": 90, "half-adapted models": 0}
+    )
     passing = [_row("open_clip", f"m{i}") for i in range(19)] + [_row("open_clip", "bad", ok=False)]  # 95%
-    timm = [_row("timm", f"t{i}", model_class=f"Class{i % 10}") for i in range(20)]
-    timm += [
-        _row("timm", "odd", ok=False, model_class="Class9")
-    ]  # one failing name fails its whole class: 90%
-    assert below_targets(passing + timm) == []  # exactly at the targets passes
-    timm.append(_row("timm", "odd2", ok=False, model_class="Class8"))  # 80%
+    timm = [_row("timm", f"t{i}") for i in range(9)] + [_row("timm", "odd", ok=False)]  # 90%
+    for result in timm:
+        result.group = result.name
+    assert below_targets(passing + timm) == []  # exactly at the guards passes
+    timm.append(_row("timm", "odd2", error=f"{HALF_ADAPTED}: x"))  # 9 of 11 modules, one half-adapted model
     passing.append(_row("open_clip", "bad2", ok=False))  # 19 of 21
-    assert below_targets(passing + timm) == ["open_clip: 90.5% < 95%", "timm classes: 80.0% < 90%"]
-    assert set(TARGETS) == {"open_clip", "timm classes", "transformers listed types"}
+    assert below_targets(passing + timm) == [
+        "open_clip configs: 90.5% < 95%",
+        "timm modules: 81.8% < 90%",
+        "half-adapted models: 1 > 0",
+    ]
+
+
+def test_the_guards_stand_beside_the_issue_targets():
+    assert set(ISSUE_TARGETS) <= set(TARGETS)
+    results = [_row("open_clip", "ViT-B-32"), _row("open_clip", "RN50", ok=False)]
+    lines = target_lines(results)
+    guard = TARGETS["open_clip configs"]
+    assert lines[2] == f"| open_clip configs | 50.0% (1/2) | >= {guard}% | >= 100% | not met |"
+    assert lines[3] == f"| half-adapted models | 0 | <= {TARGETS['half-adapted models']} | <= 0 | met |"
 
 
 def _write(path: Path, results: list[Result]) -> Path:
@@ -132,36 +175,32 @@ def _write(path: Path, results: list[Result]) -> Path:
     return path
 
 
-def test_check_exits_1_naming_the_figures_below_target(tmp_path):
-    rows = [_row("open_clip", "ViT-B-32"), _row("open_clip", "RN50", ok=False)]
-    rows += [_row("timm", "vit_small_patch16_224", model_class="VisionTransformer")]
-    rows += [
-        _row("transformers", "distilbert"),
-        _row("transformers", "distilbert:SequenceClassification", ok=False),
+GUARDS = {"open_clip configs": 100, "timm modules": 95, "transformers types": 95, "half-adapted models": 0}
+
+
+def test_check_exits_1_naming_the_figures_below_their_guard(tmp_path):
+    """In a fresh process, with the guards of this branch (a figure at 0% is below any of them)."""
+    rows = [_row("open_clip", "ViT-B-32"), _row("open_clip", "RN50", error=f"{HALF_ADAPTED}: x")]
+    rows += [_row("timm", "vit_small_patch16_224", error=f"{REFUSED}: ValueError: x")]
+    rows += [_row("transformers", "distilbert", ok=False)]
+    command = [
+        sys.executable,
+        "-m",
+        "mm_adapters.coverage",
+        "--merge",
+        str(_write(tmp_path / "r.json", rows)),
     ]
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mm_adapters.coverage",
-            "--merge",
-            str(_write(tmp_path / "r.json", rows)),
-            "--check",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = subprocess.run([*command, "--check"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 1, done.stderr
+    assert "Coverage below target: " in done.stderr and "transformers types: 0.0% < " in done.stderr
+    assert "timm" not in done.stderr  # every timm model refused: no timm figure
+    assert "open_clip configs: 1 of 2 pass (50%), of 2 swept" in done.stdout
     assert (
-        "Coverage below target: open_clip: 50.0% < 95%; transformers listed types: 0.0% < 95%" in done.stderr
+        "timm modules: 0 of 0 pass, of 1 swept; 1 refused (no attention blocks), 0 not built" in done.stdout
     )
-    assert "timm classes" not in done.stderr
-    assert "open_clip: 1 of 2 models (50%)" in done.stdout and "timm classes: 1 of 1 (100%)" in done.stdout
 
 
-def test_merge_at_target_passes_the_check_and_writes_the_table(tmp_path, monkeypatch, capsys):
+def test_merge_writes_the_tables_and_lists_the_types_without_a_base_model(tmp_path, monkeypatch, capsys):
     rows = [_row("open_clip", "ViT-B-32"), _row("timm", "eva02", model_class="Eva")]
     rows += [
         _row("transformers", "distilbert"),
@@ -172,24 +211,28 @@ def test_merge_at_target_passes_the_check_and_writes_the_table(tmp_path, monkeyp
     second = _write(tmp_path / "b.json", rows[2:])
     table = tmp_path / "supported.md"
     checked = ["--check", "--markdown", str(table)]
-    monkeypatch.setattr(sys, "argv", ["coverage", "--merge", str(first), *checked])  # at target
+    monkeypatch.setattr(sweep_module, "TARGETS", GUARDS)
+    monkeypatch.setattr(sys, "argv", ["coverage", "--merge", str(first), *checked])  # at the guards
     coverage_main.main()
     monkeypatch.setattr(sys, "argv", ["coverage", "--merge", str(first), str(second), *checked])
-    with pytest.raises(SystemExit, match="transformers listed types: 50.0% < 95%"):
+    with pytest.raises(SystemExit, match="transformers types: 50.0% < 95%"):
         coverage_main.main()
     out = capsys.readouterr().out
-    assert "not built offline (not counted): 1" in out
+    assert "transformers models: 3 swept: 1 pass, 0 refused, 1 fail (0 half-adapted), 1 not built" in out
     text = table.read_text()
     assert "- transformers `sew-d:CTC`: ValueError: x" in text  # the failure, with its reason
-    assert "| transformers | swin |  |  |  | not built | build failed: OSError: offline |" in text
+    assert "| transformers | swin | swin |  |  | 0 |  | not built | build failed: OSError: offline |" in text
+    assert "| transformers | sew-d | fail | sew-d:CTC (fails) |" in text
+    assert "## Config types with no base model class" in text and "`encoder-decoder`" in text
 
 
-def test_summary_lines_per_library_and_the_listed_types():
-    results = [_row("transformers", "distilbert"), _row("transformers", "bert", ok=False)]
-    assert summary_lines(results, HF_LISTED) == [
-        "transformers: 1 of 2 models (50%)",
-        "transformers listed types: 1 of 1 (100%)",
-    ]
+def test_merge_takes_a_rerun_model_from_the_later_file(tmp_path, capsys, monkeypatch):
+    first = _write(tmp_path / "a.json", [_row("timm", "vit", ok=False), _row("timm", "deit")])
+    rerun = tmp_path / "b.jsonl"
+    rerun.write_text(json.dumps(dataclasses.asdict(_row("timm", "vit"))) + "\n")
+    monkeypatch.setattr(sys, "argv", ["coverage", "--merge", str(first), str(rerun)])
+    coverage_main.main()
+    assert "timm models: 2 swept: 2 pass, 0 refused, 0 fail" in capsys.readouterr().out
 
 
 # -- task heads that did not build before ----------------------------------------------------------------------------

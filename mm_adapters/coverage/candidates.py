@@ -1,17 +1,18 @@
-"""What the sweep builds: every open_clip config, a few names of every timm transformer module, and Hugging Face
-encoder model types (base model and common task heads), all shrunk hard and with random weights, offline."""
+"""What the sweep builds: every open_clip config, names from every timm architecture module, and every Hugging Face
+model type with a base model class (base model and one task head), all shrunk hard and with random weights, offline."""
 
 from __future__ import annotations
 
 import contextlib
-import inspect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from .shrink import shrunk_hf_config, shrunk_open_clip_config, tiny_hf_text_towers, tiny_timm_building
+from .hf_population import PARAMETER_LIMIT, build_hf, hf_names, run_hf
+from .shrink import shrunk_open_clip_config, tiny_hf_text_towers, tiny_timm_building
+from .weights import as_trained
 
 SEED = 0
 
@@ -22,21 +23,12 @@ class Candidate:
     name: str
     build: Callable[[], nn.Module]
     run: Callable[[nn.Module], torch.Tensor]
+    group: str = ""
+    """What the coverage figures count: the Hugging Face model type, the timm module, the open_clip config."""
 
 
 def _generator() -> torch.Generator:
     return torch.Generator().manual_seed(SEED)
-
-
-def _without_zero_norms(model: nn.Module) -> nn.Module:
-    """Random weights as training leaves them: a norm initialised to zero (timm's Swin-v2 post-norms start at 0 so
-    each block starts as the identity) outputs zeros, and an adapter reading zeros gets no gradient in the check."""
-    with torch.no_grad():
-        for module in model.modules():
-            weight = getattr(module, "weight", None)
-            if "Norm" in type(module).__name__ and isinstance(weight, nn.Parameter) and not weight.any():
-                weight.fill_(1.0)
-    return model
 
 
 def _first_tensor(output) -> torch.Tensor:
@@ -58,7 +50,7 @@ def open_clip_candidates() -> Iterator[Candidate]:
     import open_clip
 
     for name in open_clip.list_models():
-        yield Candidate("open_clip", name, lambda name=name: _build_open_clip(name), _run_open_clip)
+        yield named_candidate("open_clip", name)
 
 
 def _build_open_clip(name: str) -> nn.Module:
@@ -67,7 +59,7 @@ def _build_open_clip(name: str) -> nn.Module:
     overrides = shrunk_open_clip_config(open_clip.get_model_config(name))
     with tiny_timm_building(), tiny_hf_text_towers():
         torch.manual_seed(SEED)
-        model = _without_zero_norms(open_clip.create_model(name, pretrained=None, **overrides))
+        model = as_trained(open_clip.create_model(name, pretrained=None, **overrides))
         decoder = getattr(model, "text_decoder", None)
         if getattr(decoder, "text_projection", None) is not None:
             # CoCa's decoder leaves text_projection as torch.empty (its init_parameters is never called)
@@ -91,32 +83,31 @@ def _run_open_clip(model: nn.Module) -> torch.Tensor:
 
 
 # -- timm ------------------------------------------------------------------------------------------------------------
-TIMM_MODULES = (
-    "vision_transformer", "vision_transformer_hybrid", "vision_transformer_relpos", "vision_transformer_sam",
-    "deit", "eva", "beit", "swin_transformer", "swin_transformer_v2", "swin_transformer_v2_cr", "cait", "xcit",
-    "maxxvit", "levit", "pvt_v2", "twins", "crossvit", "mvitv2", "hiera", "tnt", "pit", "volo", "davit",
-    "efficientformer", "efficientformer_v2", "coat", "convit", "nest", "sequencer", "focalnet", "tiny_vit",
-    "fastvit", "gcvit", "edgenext", "mobilevit", "naflexvit", "vitamin", "nextvit", "hieradet_sam2",
-)  # fmt: skip
-"""timm modules whose models have attention blocks (a few names of each are swept; HGNet and RDNet, convolutional
-networks with channel attention only, are not transformers)."""
-NAMES_PER_MODULE = 3
+NAMES_PER_MODULE = 2
+"""timm names swept per architecture module (spread over the module's registered names; every module is swept)."""
 
 
-def timm_candidates(names_per_module: int = NAMES_PER_MODULE) -> Iterator[Candidate]:
-    import timm
+def timm_module(name: str) -> str:
     from timm.models._registry import _model_to_module
+
+    return _model_to_module.get(name, "").rsplit(".", 1)[-1]
+
+
+def timm_population() -> dict[str, list[str]]:
+    """Every registered timm name, by architecture module."""
+    import timm
 
     by_module: dict[str, list[str]] = {}
     for name in timm.list_models():
-        module = _model_to_module.get(name, "").rsplit(".", 1)[-1]
-        if module in TIMM_MODULES:
-            by_module.setdefault(module, []).append(name)
-    for module in TIMM_MODULES:
-        names = by_module.get(module, [])
+        by_module.setdefault(timm_module(name), []).append(name)
+    return by_module
+
+
+def timm_candidates(names_per_module: int = NAMES_PER_MODULE) -> Iterator[Candidate]:
+    for names in timm_population().values():
         step = max(1, len(names) // names_per_module)
         for name in names[::step][:names_per_module]:
-            yield Candidate("timm", name, lambda name=name: _build_timm(name), _run_timm)
+            yield named_candidate("timm", name)
 
 
 def _build_timm(name: str) -> nn.Module:
@@ -128,14 +119,26 @@ def _build_timm(name: str) -> nn.Module:
     for tier, sizes in enumerate(tiers):
         try:
             with tiny_timm_building(*sizes) if sizes else contextlib.nullcontext():
+                _within_parameter_limit(lambda: timm.create_model(name, pretrained=False, num_classes=0))
                 torch.manual_seed(SEED)
                 model = timm.create_model(name, pretrained=False, num_classes=0).eval().requires_grad_(False)
-                _without_zero_norms(model)
+                as_trained(model)
             return _with_input_size(model, small=tier == 0)
         except Exception:  # noqa: BLE001
             if tier == len(tiers) - 1:
                 raise
     raise AssertionError("unreachable")
+
+
+def _within_parameter_limit(create: Callable[[], nn.Module]) -> None:
+    """Raise when the model ``create`` builds (on the meta device: no memory, no init) is over the sweep's limit."""
+    try:
+        with torch.device("meta"):
+            count = sum(p.numel() for p in create().parameters())
+    except Exception:  # noqa: BLE001  (a model that cannot be built on the meta device: build it for real)
+        return
+    if count > PARAMETER_LIMIT:
+        raise ValueError(f"{count:,} parameters after shrinking (limit {PARAMETER_LIMIT:,})")
 
 
 def _with_input_size(model: nn.Module, small: bool) -> nn.Module:
@@ -173,107 +176,23 @@ HF_LISTED = (
     "swin", "swinv2", "audio-spectrogram-transformer", "wav2vec2-conformer", "sew", "sew-d", "unispeech",
     "unispeech-sat", "distilbert", "albert", "deberta", "deberta-v2", "mpnet", "modernbert", "xlm-roberta-xl",
 )  # fmt: skip
-"""The Hugging Face model types issue 13 lists."""
-HF_BEFORE = (
-    "bert", "roberta", "xlm-roberta", "camembert", "electra", "vit", "clip", "wav2vec2", "hubert", "wavlm",
-    "data2vec-audio",
-)  # fmt: skip
-HF_MORE = ("data2vec-text", "ernie", "roformer", "megatron-bert", "xmod", "rembert", "roberta-prelayernorm")
-HF_TYPES = HF_BEFORE + HF_LISTED + HF_MORE
-HEADS = {
-    "text": ("AutoModelForSequenceClassification",),
-    "image": ("AutoModelForImageClassification",),
-    "audio": ("AutoModelForCTC", "AutoModelForAudioClassification"),
-}
+"""The Hugging Face model types issue 13 lists (still reported as a figure of their own)."""
 
 
-def hf_candidates(types: tuple[str, ...] = HF_TYPES) -> Iterator[Candidate]:
-    for model_type in types:
-        yield Candidate("transformers", model_type, lambda t=model_type: _build_hf(t, "AutoModel"), _run_hf)
-        for head in HEADS.get(_modality(model_type), ()):
-            if _has_head(model_type, head):
-                name = f"{model_type}:{head.removeprefix('AutoModelFor')}"
-                yield Candidate("transformers", name, lambda t=model_type, h=head: _build_hf(t, h), _run_hf)
-                break
-
-
-def _modality(model_type: str) -> str:
-    import transformers
-
-    config = transformers.AutoConfig.for_model(model_type)
-    if hasattr(config, "vision_config") and hasattr(config, "text_config"):
-        return "image_text"
-    if hasattr(config, "conv_dim") or hasattr(config, "num_mel_bins"):
-        return "audio"
-    if hasattr(config, "image_size"):
-        return "image"
-    return "text"
-
-
-def _has_head(model_type: str, head: str) -> bool:
-    import transformers
-
-    config_class = type(transformers.AutoConfig.for_model(model_type))
-    return config_class in getattr(transformers, head)._model_mapping
-
-
-def _build_hf(model_type: str, auto_class: str) -> nn.Module:
-    import transformers
-
-    config = shrunk_hf_config(transformers.AutoConfig.for_model(model_type))
-    if auto_class == "AutoModelForCTC" and getattr(config, "vocab_size", None) is None:
-        config.vocab_size = 32  # wav2vec2-conformer's config has no CTC vocabulary of its own
-    auto = getattr(transformers, auto_class)
-    model_class = auto._model_mapping[type(config)]
-    if isinstance(model_class, (tuple, list)):  # DeiT: the plain head, not the one with a distillation token
-        model_class = model_class[0]
-    torch.manual_seed(SEED)
-    model = model_class._from_config(config)
-    if hasattr(model, "set_default_language"):  # X-MOD: one language adapter per batch
-        model.set_default_language(next(iter(config.languages)))
-    return model.eval().requires_grad_(False)
-
-
-def _run_hf(model: nn.Module) -> torch.Tensor:
-    config = model.config
-    accepted = inspect.signature(model.forward).parameters
-    batch: dict[str, torch.Tensor] = {}
-    if "input_ids" in accepted:
-        text = getattr(config, "text_config", config)
-        vocab = int(getattr(text, "vocab_size", 100) or 100)
-        batch["input_ids"] = torch.randint(5, min(vocab, 100), (2, 8), generator=_generator())
-    vision = getattr(config, "vision_config", config)
-    if "spatial_shapes" in accepted:  # SigLIP2: patchified pixels, a patch mask and the patch grid per image
-        patches, side = vision.num_patches, int(vision.num_patches**0.5)
-        depth = vision.num_channels * vision.patch_size**2
-        batch["pixel_values"] = torch.randn(2, patches, depth, generator=_generator())
-        batch["pixel_attention_mask"] = torch.ones(2, patches, dtype=torch.long)
-        batch["spatial_shapes"] = torch.tensor([[side, side]] * 2)
-    elif "pixel_values" in accepted:
-        size = vision.image_size if isinstance(vision.image_size, int) else vision.image_size[0]
-        batch["pixel_values"] = torch.randn(
-            2, getattr(vision, "num_channels", 3), size, size, generator=_generator()
-        )
-    if "input_values" in accepted:
-        if hasattr(config, "num_mel_bins"):  # spectrogram transformer
-            shape = (2, config.max_length, config.num_mel_bins)
-        else:
-            shape = (2, 1600)
-        batch["input_values"] = torch.randn(*shape, generator=_generator())
-    if "noise" in accepted:  # ViT-MAE shuffles patches by this noise: fix it
-        batch["noise"] = torch.rand(2, (vision.image_size // vision.patch_size) ** 2, generator=_generator())
-    return _first_tensor(model(**batch))
+def hf_candidates(types: tuple[str, ...] | None = None) -> Iterator[Candidate]:
+    """Every model type with a base model class (or ``types``): the base model and one task head."""
+    for name in hf_names(types):
+        yield named_candidate("transformers", name)
 
 
 def named_candidate(library: str, name: str) -> Candidate:
     """One sweep candidate by name (``transformers`` names are ``model_type`` or ``model_type:Head``)."""
     if library == "open_clip":
-        return Candidate(library, name, lambda: _build_open_clip(name), _run_open_clip)
+        return Candidate(library, name, lambda: _build_open_clip(name), _run_open_clip, name)
     if library == "timm":
-        return Candidate(library, name, lambda: _build_timm(name), _run_timm)
+        return Candidate(library, name, lambda: _build_timm(name), _run_timm, timm_module(name))
     model_type, _, head = name.partition(":")
-    auto_class = f"AutoModelFor{head}" if head else "AutoModel"
-    return Candidate(library, name, lambda: _build_hf(model_type, auto_class), _run_hf)
+    return Candidate(library, name, lambda: build_hf(model_type, head), run_hf, model_type)
 
 
 def candidates(libraries: tuple[str, ...] = ("open_clip", "timm", "transformers")) -> Iterator[Candidate]:

@@ -37,11 +37,11 @@ def _check_one(task: tuple[int, str, str, int]) -> tuple[int, dict]:
 def sweep_in_processes(
     items: Iterable[Candidate], jobs: int, seconds: int, progress: Callable[[Result], None] | None = None
 ) -> list[Result]:
-    """Like :func:`~mm_adapters.coverage.sweep.sweep`, over ``jobs`` fresh processes (a worker is replaced every 25
+    """Like :func:`~mm_adapters.coverage.sweep.sweep`, over ``jobs`` fresh processes (a worker is replaced every 100
     models, so memory a model leaves behind does not add up), in the order of ``items``."""
     tasks = [(index, c.library, c.name, seconds) for index, c in enumerate(items)]
     results: dict[int, Result] = {}
-    with multiprocessing.get_context("spawn").Pool(jobs, maxtasksperchild=25) as pool:
+    with multiprocessing.get_context("spawn").Pool(jobs, maxtasksperchild=100) as pool:
         for index, row in pool.imap_unordered(_check_one, tasks):
             results[index] = Result(**{**row, "notes": tuple(row["notes"])})
             if progress is not None:
