@@ -9,7 +9,8 @@ The leading arguments that are export folders are the exports; the rest are inpu
 of them (searched recursively), a table (csv, tsv, jsonl, json, parquet; its column found as ``--data`` finds it,
 or ``--column``), a .txt file of lines, or ``-`` for stdin. Output: JSON lines (default) or CSV, one row per input
 with each task's label, probability and top-k (retrieval: the best-matching captions or images; speech
-recognition: the transcript). Exit status 2 for a mistake in the command (the message says which), 1 for a failure
+recognition: the transcript). An ``mm-adapters export-onnx`` folder runs with ONNX Runtime and its saved
+preprocessing (classification and CTC tasks), with the same output. Exit status 2 for a mistake in the command (the message says which), 1 for a failure
 while predicting.
 """
 
@@ -26,6 +27,7 @@ from tqdm import tqdm
 
 from ..io import ADAPTER_CONFIG_FILE as CONFIG_FILE
 from ..io import HEAD_FILE, TASK_FILE
+from ..io import ONNX_MANIFEST_FILE as ONNX_MANIFEST
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -51,6 +53,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--images", help="Retrieval on texts: an image folder (or file) to rank.")
     parser.add_argument(
         "--max-new-tokens", type=int, help="Seq2seq speech recognition: most tokens per clip."
+    )
+    parser.add_argument(
+        "--precision",
+        choices=("fp32", "int8"),
+        help="ONNX folders: which graph (default: int8 where written).",
     )
     parser.add_argument("--quiet", action="store_true", help="No progress bar.")
     parser.set_defaults(func=run)
@@ -85,7 +92,10 @@ def split_exports(paths: Sequence[str]) -> tuple[list[str], list[str]]:
     count = 0
     for path in paths:
         folder = Path(path).expanduser()
-        if not (folder.is_dir() and any((folder / f).is_file() for f in (TASK_FILE, CONFIG_FILE, HEAD_FILE))):
+        if not (
+            folder.is_dir()
+            and any((folder / f).is_file() for f in (TASK_FILE, CONFIG_FILE, HEAD_FILE, ONNX_MANIFEST))
+        ):
             break
         count += 1
     return list(paths[:count]), list(paths[count:])
@@ -109,6 +119,8 @@ def _predict(args: argparse.Namespace) -> int:
             "export",
         )
     kind = output_format(args.output)
+    if any((Path(e).expanduser() / ONNX_MANIFEST).is_file() for e in exports):
+        return _predict_onnx(args, exports, sources, kind)
     session = InferenceSession.from_exports(
         exports, backbone=args.backbone, device=args.device, max_new_tokens=args.max_new_tokens
     )
@@ -166,3 +178,31 @@ def _candidates(args: argparse.Namespace) -> list | None:
     if args.images:
         return collect_inputs([args.images], "image")
     return None
+
+
+def _predict_onnx(args: argparse.Namespace, exports: Sequence[str], sources: Sequence[str], kind: str) -> int:
+    """An ``export-onnx`` folder: ONNX Runtime with the folder's preprocessing, the same rows as PyTorch exports."""
+    from ..inference import ResultWriter, UsageError, collect_inputs
+    from ..inference.onnx_session import OnnxSession
+
+    if len(exports) != 1:
+        raise UsageError(
+            "Give one ONNX folder (it may hold several tasks: export them together with export-onnx), without "
+            "PyTorch exports beside it.",
+            "export",
+        )
+    if args.captions or args.images:
+        raise UsageError(
+            "--captions / --images are for retrieval exports, which predict runs in PyTorch.", "captions"
+        )
+    session = OnnxSession(exports[0], precision=args.precision)
+    tasks = session.check_tasks(args.task or session.tasks)
+    items = collect_inputs(sources, session.modality, args.column, sys.stdin)
+    output = open(args.output, "w", encoding="utf-8", newline="") if args.output else nullcontext(sys.stdout)  # noqa: SIM115
+    with output as handle, tqdm(total=len(items), unit="input", file=sys.stderr, disable=args.quiet) as bar:
+        writer = ResultWriter(handle, kind)
+        for start in range(0, len(items), args.batch_size):
+            chunk = items[start : start + args.batch_size]
+            writer.write([item.id for item in chunk], session.predict(chunk, tasks, args.top_k))
+            bar.update(len(chunk))
+    return 0

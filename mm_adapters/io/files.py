@@ -26,6 +26,7 @@ HEAD_CONFIG_FILE = "head_config.json"
 LABELS_FILE = "labels.json"
 TASK_FILE = "task.json"
 MODEL_CARD_FILE = "README.md"
+ONNX_MANIFEST_FILE = "onnx_export.json"
 MAX_CONFIG_BYTES = 1_000_000
 
 

@@ -23,6 +23,7 @@ from ..atomic import write_directory_atomically
 from ..backbones import Backbone
 from ..composition import Parallel
 from ..injection import list_adapters, set_active_adapters
+from ..io import ONNX_MANIFEST_FILE
 from .graphs import CLASSIFICATION, CTC, GraphSpec, classifier_spec, ctc_spec, parallel_spec, retrieval_specs
 from .preprocessing import write_preprocessing
 from .quantize import quantize_int8
@@ -37,7 +38,7 @@ from .tracing import (
     export_graph,
 )
 
-MANIFEST_FILE = "onnx_export.json"
+MANIFEST_FILE = ONNX_MANIFEST_FILE
 FORMAT = "mm_adapters.onnx/1"
 TASKS_FOLDER = "tasks"
 QUANTIZATIONS = ("int8",)
