@@ -47,6 +47,7 @@ from ..injection import active_adapters, list_adapters
 from ..layers.bottleneck import _ACTIVATIONS
 from ..serialization import CONFIG_FILE, HEAD_FILE, load_adapter, save_adapter
 from .base import AdapterTaskModule
+from .method_weights import load_method_weights
 
 HEAD_CONFIG_FILE = "head_config.json"
 LABELS_FILE = "labels.json"
@@ -113,9 +114,11 @@ def load_for_inference(
     backbone: Backbone, directory: str | os.PathLike, adapters: Sequence[str | os.PathLike] = ()
 ) -> nn.Module | None:
     """Load an exported adapter (or a fusion, after the ``adapters`` folders it fuses) into ``backbone.model``
-    (active, eval mode) and return its head, if any: an ``nn.Linear``, or the ``ModuleDict`` of feature adapters."""
+    (active, eval mode) and return its head, if any: an ``nn.Linear``, or the ``ModuleDict`` of feature adapters.
+    The export of a full fine-tune or of LoRA (``--method full|lora``) also puts its backbone weights back."""
     folder = Path(directory)
     head = build_head(folder)
+    method = load_method_weights(backbone.model, folder)  # a full fine-tune's backbone or LoRA weights, if any
     if (folder / FUSION_CONFIG_FILE).is_file():
         for adapter in adapters:
             load_adapter(backbone.model, adapter, set_active=False)
@@ -129,7 +132,7 @@ def load_for_inference(
         load_adapter(backbone.model, folder, head=head)
     elif head is not None:
         head.load_state_dict(load_file(str(folder / HEAD_FILE)))
-    else:
+    elif method is None:
         raise FileNotFoundError(
             f"{folder} holds neither an adapter, a fusion nor a head; pass a folder export_adapter or save_fusion "
             "wrote."

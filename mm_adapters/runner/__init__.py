@@ -21,10 +21,12 @@ from .config import (
     parse_layers,
 )
 from .local import is_local, load_local
+from .methods import METHODS
 from .plots import plot_confusion, plot_curves
-from .run import Run, datamodule, resolve_precision, start
+from .run import Run, datamodule, prepare_method, resolve_precision, start
 
 __all__ = [
+    "METHODS",
     "PRESET_NAMES",
     "AdapterOptions",
     "AudioColumns",
@@ -48,6 +50,7 @@ __all__ = [
     "parse_layers",
     "plot_confusion",
     "plot_curves",
+    "prepare_method",
     "resolve_config",
     "resolve_precision",
     "start",

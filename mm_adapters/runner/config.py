@@ -20,6 +20,7 @@ from ..reliability import STRATEGIES
 
 PRESET_NAMES = ("demo", "full")
 Placement = Literal["houlsby", "pfeiffer", "parallel", "houlsby_ffn"]
+Method = Literal["adapter", "full", "probe", "lora"]
 Strategy = Literal[STRATEGIES]  # type: ignore[valid-type]
 
 
@@ -74,6 +75,15 @@ class DataOptions:
 class AdapterOptions:
     """The bottleneck adapter added to the frozen backbone."""
 
+    method: Method = option(
+        "adapter",
+        "What trains: adapter (bottleneck adapters and the head, backbone frozen), full (the whole backbone and the "
+        "head; lr 5e-05 unless --lr is given), probe (the head only), lora (peft's LoRA on the backbone's attention "
+        "projections and the head; rank matched to the adapter's parameter count unless --lora-rank).",
+    )
+    lora_rank: int | None = option(
+        None, "--method lora: the LoRA rank (default: the rank whose parameter count is closest to the adapter's)."
+    )
     placement: Placement = option("pfeiffer", "Adapter placement.")
     reduction_factor: float = option(16.0, "Hidden size / bottleneck size.")
     layers: str = option("all", 'Layers with adapters: "all", "last:K" or "0,1,5".')
@@ -119,7 +129,7 @@ class RecipeConfig(TrainerOptions, AdapterOptions, DataOptions, RunOptions):
 class ClassificationConfig(RecipeConfig):
     """The classification recipes' config: the common options and a linear-probe baseline."""
 
-    linear_probe: bool = option(False, "Train the linear head only, without adapters (a baseline).")
+    linear_probe: bool = option(False, "The same as --method probe (kept for older command lines).")
 
 
 def column_option(what: str, role: Role) -> Any:

@@ -18,6 +18,7 @@ import dataclasses
 import json
 import os
 import re
+import shutil
 import sys
 import time
 import warnings
@@ -33,11 +34,12 @@ import torch  # noqa: E402
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar  # noqa: E402
 from lightning.pytorch.loggers import CSVLogger  # noqa: E402
 
-from .. import add_adapter, count_parameters  # noqa: E402
+from .. import count_parameters  # noqa: E402
 from ..backbones import Backbone, BackboneNotFoundError, load_backbone  # noqa: E402
 from ..config import AdapterConfig  # noqa: E402
 from ..data import AdapterDataModule, DatasetUnavailableError, folder_fingerprint  # noqa: E402
 from ..lightning import AdapterTaskModule, export_adapter  # noqa: E402
+from ..lightning.method_weights import save_method_weights  # noqa: E402
 from ..reliability import (  # noqa: E402
     AtomicCheckpointIO,
     CheckpointError,
@@ -53,6 +55,7 @@ from ..state import check_name  # noqa: E402
 from .cli import banner, resolve_config  # noqa: E402
 from .config import RecipeConfig, parse_layers  # noqa: E402
 from .local import check_not_local_only, command_line_words, is_local  # noqa: E402
+from .methods import lora_rank_of, prepare_backbone  # noqa: E402
 from .plots import plot_confusion, plot_curves  # noqa: E402
 
 # The frozen backbone runs in eval mode on purpose (see AdapterTaskModule.on_train_epoch_start).
@@ -125,6 +128,8 @@ class Run:
         """``trainer.fit`` from the run's checkpoint (``resume`` overrides it), then save ``last.ckpt``; exits with
         what to do when the checkpoint was written with other settings or the loss became NaN/Inf."""
         resume = self.resume if resume is ... else resume
+        if getattr(self.config, "method", "adapter") == "full":
+            module.backbone_dropout = True  # the whole backbone trains: its dropout too, as in a fine-tune
         mismatch = None if resume is None else checkpoint_mismatch(resume, module)
         if mismatch is not None:
             sys.exit(
@@ -167,11 +172,15 @@ class Run:
         checkpoint = output / CHECKPOINT
         counts = count_parameters(module)
         adapted = self.adapter_name is not None
+        method = getattr(config, "method", "adapter")
+        exported = export_run(module, output / "adapter", method)
         report = {
             "recipe": self.recipe,
             "preset": config.preset,
             "backbone": self.backbone.name,
             "data": config.data,
+            "method": method,
+            "lora_rank": lora_rank_of(module.backbone.model),
             "adapter": config.placement if adapted else None,
             "reduction_factor": config.reduction_factor if adapted else None,
             "layers": config.layers if adapted else None,
@@ -186,7 +195,7 @@ class Run:
             "seed": config.seed,
             "checkpoint": str(checkpoint),
             "checkpoint_bytes": checkpoint.stat().st_size,
-            "exported_adapter": str(export_adapter(module, output / "adapter")),
+            "exported_adapter": str(exported),
             "resumed_from": self.resume,
             "curves_png": str(plot_curves(output / "logs" / "metrics.csv", output / "curves.png")),
             "adapter_name": self.adapter_name,
@@ -236,8 +245,9 @@ def start(
     config: ConfigT | None = None,
     resume_per_stage: bool = False,
 ) -> Run:
-    """Parse the config (or take ``config``, already parsed), seed, load the backbone and ``load_data(config, backbone)``, add the ``adapter`` (none
-    with ``linear_probe`` or ``adapter=None``). Under ``--preset auto`` a full backbone or data set that cannot be
+    """Parse the config (or take ``config``, already parsed), seed, load the backbone and ``load_data(config, backbone)``,
+    prepare it for ``--method`` (the ``adapter`` is added with ``--method adapter``; ``adapter=None``: the recipe
+    prepares its own model with :func:`prepare_method`). Under ``--preset auto`` a full backbone or data set that cannot be
     had here falls back to the demo preset, with a banner. ``resume_per_stage``: the recipe resumes each of its
     stages from its own folder (``Run.resume_path``) instead of from the output folder's checkpoint."""
     config, requested = (config, config.preset) if config is not None else resolve_config(config_cls, argv)
@@ -259,18 +269,42 @@ def start(
         run.resume = run.resume_path(Path(config.output_dir))
         if run.resume is not None:
             print(f"[{recipe}] resuming from {run.resume}", flush=True)
-    name = None if getattr(config, "linear_probe", False) else adapter_name(config, adapter)
-    if name is not None:
-        adapter_config = AdapterConfig.preset(
-            config.placement, reduction_factor=config.reduction_factor, layers=parse_layers(config.layers)
-        )
-        add_adapter(backbone.model, name, adapter_config)
-    elif adapter is not None:
-        backbone.model.requires_grad_(False)
-    print(f"[{recipe}] preset={config.preset} backbone={backbone.name} data={config.data}", flush=True)
+    if adapter is not None:
+        run.adapter_name = prepare_method(config, backbone.model, adapter_name(config, adapter))
+    print(
+        f"[{recipe}] preset={config.preset} backbone={backbone.name} data={config.data} method={config.method}",
+        flush=True,
+    )
     Path(config.output_dir).mkdir(parents=True, exist_ok=True)
-    run.adapter_name = name
     return run
+
+
+def prepare_method(
+    config: RecipeConfig, model: torch.nn.Module, name: str, adapter_config: AdapterConfig | None = None
+) -> str | None:
+    """``--method`` on ``model``: the adapter ``name`` (``adapter_config``, default: from ``--placement``,
+    ``--reduction-factor`` and ``--layers``), a frozen or unfrozen backbone, or LoRA at that adapter's parameter
+    count. Returns the adapter's name (None for the other methods)."""
+    adapter_config = adapter_config or AdapterConfig.preset(
+        config.placement, reduction_factor=config.reduction_factor, layers=parse_layers(config.layers)
+    )
+    try:
+        return prepare_backbone(model, config.method, name, adapter_config, config.lora_rank)
+    except ValueError as error:
+        sys.exit(f"error: {error}")
+
+
+def export_run(module: AdapterTaskModule, folder: Path, method: str) -> Path:
+    """The adapter and head (:func:`~mm_adapters.lightning.export_adapter`), plus the backbone weights a full
+    fine-tune or LoRA trained (``backbone.safetensors``, ``lora/``); a module without a head (seq2seq) exports
+    those weights alone. ``load_for_inference`` reloads every kind."""
+    if method in ("full", "lora") and getattr(module, "head", None) is None:
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+    else:
+        folder = export_adapter(module, folder)
+    save_method_weights(module.backbone.model, folder, method)
+    return folder
 
 
 def adapter_name(config: RecipeConfig, default: str | None) -> str | None:
