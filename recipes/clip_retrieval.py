@@ -151,7 +151,7 @@ def build_module(run: runner.Run, variant: str) -> RetrievalModule:
             f"error: --variant {variant} chooses where adapters go; --method {config.method} trains no adapters. "
             "Leave --variant at separate."
         )
-    if config.method == "probe":  # retrieval has no classifier: its head is the embedding adapters (CLIP-Adapter)
+    if config.method == "probe":  # no classifier here: the head is CLIP-Adapter's embedding adapters
         feature_adapters = feature_heads(model)
     elif variant != "separate" and run.adapter_name is not None:
         adapter_config = mm_adapters.list_adapters(model)[run.adapter_name]

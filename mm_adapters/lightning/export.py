@@ -118,7 +118,7 @@ def load_for_inference(
     The export of a full fine-tune or of LoRA (``--method full|lora``) also puts its backbone weights back."""
     folder = Path(directory)
     head = build_head(folder)
-    method = load_method_weights(backbone.model, folder)  # a full fine-tune's backbone or LoRA weights, if any
+    method = load_method_weights(backbone.model, folder)  # a full fine-tune's backbone or LoRA, if any
     if (folder / FUSION_CONFIG_FILE).is_file():
         for adapter in adapters:
             load_adapter(backbone.model, adapter, set_active=False)

@@ -82,7 +82,8 @@ class AdapterOptions:
         "projections and the head; rank matched to the adapter's parameter count unless --lora-rank).",
     )
     lora_rank: int | None = option(
-        None, "--method lora: the LoRA rank (default: the rank whose parameter count is closest to the adapter's)."
+        None,
+        "--method lora: the LoRA rank (default: the rank whose parameter count is closest to the adapter's).",
     )
     placement: Placement = option("pfeiffer", "Adapter placement.")
     reduction_factor: float = option(16.0, "Hidden size / bottleneck size.")
