@@ -3,7 +3,7 @@ one run's Trainer, fit and outputs. See ``recipes/`` for the recipes built on it
 """
 
 from .classify import train_classifier
-from .cli import banner, dump_config, parse_config, resolve_config
+from .cli import banner, dump_config, explicit_fields, parse_config, resolve_config
 from .config import (
     PRESET_NAMES,
     AdapterOptions,
@@ -43,6 +43,7 @@ __all__ = [
     "banner",
     "datamodule",
     "dump_config",
+    "explicit_fields",
     "is_local",
     "load_local",
     "option",
