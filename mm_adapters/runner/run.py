@@ -54,6 +54,7 @@ from ..reliability import (  # noqa: E402
 from ..state import check_name  # noqa: E402
 from .cli import banner, resolve_config  # noqa: E402
 from .config import RecipeConfig, parse_layers  # noqa: E402
+from .devices import check_devices  # noqa: E402
 from .local import check_not_local_only, command_line_words, is_local  # noqa: E402
 from .methods import lora_rank_of, prepare_backbone  # noqa: E402
 from .plots import plot_confusion, plot_curves  # noqa: E402
@@ -251,6 +252,10 @@ def start(
     had here falls back to the demo preset, with a banner. ``resume_per_stage``: the recipe resumes each of its
     stages from its own folder (``Run.resume_path``) instead of from the output folder's checkpoint."""
     config, requested = (config, config.preset) if config is not None else resolve_config(config_cls, argv)
+    try:
+        check_devices(config.strategy, config.devices)
+    except ValueError as error:
+        sys.exit(f"error: {error}")
     try:
         check_not_local_only(config)
         backbone, data = _load(config, load_data)
