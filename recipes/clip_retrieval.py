@@ -177,10 +177,7 @@ def compare_variants(config: Config) -> dict:
     """Train every variant into <output-dir>/<variant>/ and write one table to <output-dir>/metrics.json."""
     started = time.perf_counter()
     root = Path(config.output_dir)
-    reports = {
-        variant: run_variant(dataclasses.replace(config, variant=variant, output_dir=root / variant))
-        for variant in VARIANTS
-    }
+    reports = {variant: run_variant(variant_config(config, variant, root / variant)) for variant in VARIANTS}
     rows = [comparison_row(variant, report) for variant, report in reports.items()]
     table = format_table(rows)
     print(f"\n{table}\n", flush=True)
@@ -194,6 +191,13 @@ def compare_variants(config: Config) -> dict:
     root.mkdir(parents=True, exist_ok=True)
     (root / "metrics.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def variant_config(config: Config, variant: str, output_dir: Path) -> Config:
+    """``config`` for one variant, keeping what the command line set (for the local-data schedule)."""
+    changed = dataclasses.replace(config, variant=variant, output_dir=output_dir)
+    changed.explicit_fields = getattr(config, "explicit_fields", set())
+    return changed
 
 
 def comparison_row(variant: str, report: dict) -> dict:

@@ -123,10 +123,12 @@ def resolve_config(
         parse_layers(config.layers)
     except ValueError as error:
         sys.exit(f"error: --{error}")
+    explicit = explicit_fields(argv)
     try:
-        config = settle_method(config, explicit_fields(argv))
+        config = settle_method(config, explicit)
     except ValueError as error:
         sys.exit(f"error: {error}")
+    config.explicit_fields = explicit  # not a field: what the schedule of local data must not override
     missing = [name for name in ("backbone", "data") if getattr(config, name) is None]
     if missing:
         sys.exit(

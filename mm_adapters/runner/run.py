@@ -58,6 +58,7 @@ from .devices import check_devices  # noqa: E402
 from .local import check_not_local_only, command_line_words, is_local  # noqa: E402
 from .methods import lora_rank_of, prepare_backbone  # noqa: E402
 from .plots import plot_confusion, plot_curves  # noqa: E402
+from .schedule import Schedule, StopOnValidationMetric, local_data_schedule, training_rows  # noqa: E402
 
 # The frozen backbone runs in eval mode on purpose (see AdapterTaskModule.on_train_epoch_start).
 warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
@@ -80,6 +81,8 @@ class Run:
     fingerprint: RunFingerprint | None = None
     """The data and settings of this run, stored in its checkpoints (see ``resume_path``)."""
     started: float = dataclasses.field(default_factory=time.perf_counter)
+    schedule: Schedule | None = None
+    """The step schedule chosen for local data (None: the preset's or the command line's)."""
 
     def trainer(
         self, output_dir: Path | None = None, callbacks: Sequence[Callback] = (), **overrides: Any
@@ -89,7 +92,11 @@ class Run:
         ``overrides`` replace config fields (``max_steps=...``) for this trainer only."""
         config = dataclasses.replace(self.config, **overrides)
         output = Path(output_dir or config.output_dir)
+        local = is_local(config.data)
+        interval = self.schedule.val_check_interval if self.schedule is not None else None
         return L.Trainer(
+            val_check_interval=interval,
+            check_val_every_n_epoch=None if interval else 1,
             max_epochs=config.max_epochs,
             max_steps=config.max_steps,
             limit_train_batches=config.limit_train_batches,
@@ -105,6 +112,7 @@ class Run:
                 FiniteLossGuard(),
                 RunFingerprintCallback(self.fingerprint or run_fingerprint(config)),
                 *callbacks,
+                *([StopOnValidationMetric()] if local else []),
                 ModelCheckpoint(
                     dirpath=output / CHECKPOINT.parent,
                     save_last=True,
@@ -189,6 +197,7 @@ class Run:
             "trainable_params": counts.trainable,
             "total_params": counts.total,
             "trainable_percent": round(counts.trainable_percent, 4),
+            "schedule": self.describe_schedule(trainer),
             "epochs": trainer.current_epoch,
             "steps": trainer.global_step,
             "device": str(trainer.strategy.root_device),
@@ -209,6 +218,19 @@ class Run:
             report["confusion_matrix_png"] = str(png)
         return report
 
+    def describe_schedule(self, trainer: L.Trainer) -> str:
+        """What the run trained for and why, and whether early stopping ended it (for metrics.json and the
+        summary)."""
+        config = self.config
+        if self.schedule is not None:
+            text = f"local data: {self.schedule.describe()}"
+        else:
+            text = f"max_epochs={config.max_epochs}, max_steps={config.max_steps} (preset and command line)"
+        stopper = next((c for c in trainer.callbacks if isinstance(c, StopOnValidationMetric)), None)
+        if stopper is not None and stopper.stopped_epoch:
+            text += f"; stopped early at step {trainer.global_step}: {stopper.monitor} stopped improving"
+        return text
+
     def write(self, report: dict[str, Any]) -> dict[str, Any]:
         """Add the wall time, write metrics.json (rank 0) and print a one-paragraph summary."""
         if "recipe" not in report:  # not global rank 0
@@ -220,7 +242,7 @@ class Run:
             f"\n[{self.recipe}] {report['preset']} preset, backbone {report['backbone']}: {metrics}\n"
             f"  trainable {report['trainable_params']:,} of {report['total_params']:,} parameters "
             f"({report['trainable_percent']:.2f}%), {report['wall_time_s']:.0f} s; outputs in "
-            f"{self.config.output_dir}",
+            f"{self.config.output_dir}\n  schedule: {report.get('schedule')}",
             flush=True,
         )
         return report
@@ -268,8 +290,9 @@ def start(
     except ValueError as error:  # a data set folder that is missing, empty or has one class, bad labels ...
         sys.exit(f"error: {command_line_words(str(error), config)}")
     recipe = Path(sys.modules[config_cls.__module__].__file__).stem
+    config, schedule = fit_schedule(config, data)
     fingerprint = run_fingerprint(config)
-    run = Run(config, recipe, backbone, data, None, None, fingerprint)
+    run = Run(config, recipe, backbone, data, None, None, fingerprint, schedule=schedule)
     if not resume_per_stage:
         run.resume = run.resume_path(Path(config.output_dir))
         if run.resume is not None:
@@ -297,6 +320,19 @@ def prepare_method(
         return prepare_backbone(model, config.method, name, adapter_config, config.lora_rank)
     except ValueError as error:
         sys.exit(f"error: {error}")
+
+
+def fit_schedule(config: ConfigT, data: Any) -> tuple[ConfigT, Schedule | None]:
+    """Local data without ``--max-steps``/``--max-epochs``: the config with the step schedule that fits the data's
+    size (see :mod:`mm_adapters.runner.schedule`), and that schedule; else the config as it is and None."""
+    explicit = getattr(config, "explicit_fields", set())
+    rows = training_rows(data) if is_local(config.data) else None
+    if rows is None or {"max_steps", "max_epochs"} & explicit:
+        return config, None
+    schedule = local_data_schedule(rows, config.batch_size)
+    settled = dataclasses.replace(config, max_steps=schedule.max_steps, max_epochs=-1)
+    settled.explicit_fields = explicit
+    return settled, schedule
 
 
 def export_run(module: AdapterTaskModule, folder: Path, method: str) -> Path:
