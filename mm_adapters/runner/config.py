@@ -113,6 +113,11 @@ class TrainerOptions:
     precision: str = option(
         "auto", 'Lightning precision; "auto" = bf16-mixed on a GPU with bf16, else 32-true.'
     )
+    logger: str = option(
+        "csv",
+        "Experiment trackers, comma-separated: csv, tensorboard, wandb, mlflow (CSV is always kept for curves.png; "
+        "wandb honours WANDB_MODE=offline, mlflow MLFLOW_TRACKING_URI, default file:<output-dir>/mlruns).",
+    )
     prefix_cache: bool = option(
         False,
         "Cache the frozen layers below the lowest adapter per sample in the first epoch and run only the adapted "

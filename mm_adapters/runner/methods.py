@@ -6,6 +6,7 @@ the head, at the adapter's parameter count unless ``--lora-rank``)."""
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 from typing import Any
 
 from torch import nn
@@ -41,6 +42,8 @@ def settle_method(config: Any, explicit: set[str]) -> Any:
             f"--prefix-cache reuses the outputs of frozen layers, but --method {method} trains every layer's "
             "weights; drop --prefix-cache."
         )
+    if method == "lora" and importlib.util.find_spec("peft") is None:
+        raise ValueError("--method lora uses peft: `pip install peft` (or mm_adapters[lora]).")
     changes: dict[str, Any] = {"method": method}
     if method == "full" and "lr" not in explicit:
         changes["lr"] = FULL_LR

@@ -32,7 +32,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import lightning as L  # noqa: E402
 import torch  # noqa: E402
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar  # noqa: E402
-from lightning.pytorch.loggers import CSVLogger  # noqa: E402
 
 from .. import count_parameters  # noqa: E402
 from ..backbones import Backbone, BackboneNotFoundError, load_backbone  # noqa: E402
@@ -56,6 +55,7 @@ from .cli import banner, resolve_config  # noqa: E402
 from .config import RecipeConfig, parse_layers  # noqa: E402
 from .devices import check_devices  # noqa: E402
 from .local import check_not_local_only, command_line_words, is_local  # noqa: E402
+from .loggers import logger_names, make_loggers  # noqa: E402
 from .methods import lora_rank_of, prepare_backbone  # noqa: E402
 from .plots import plot_confusion, plot_curves  # noqa: E402
 from .schedule import Schedule, StopOnValidationMetric, local_data_schedule, training_rows  # noqa: E402
@@ -106,7 +106,7 @@ class Run:
             num_nodes=config.num_nodes,
             strategy=make_strategy(config.strategy, self.backbone.model),
             precision=resolve_precision(config.precision),
-            logger=CSVLogger(output, name="", version="logs"),
+            logger=make_loggers(config.logger, output, self.recipe, output.name),
             plugins=[AtomicCheckpointIO()],
             callbacks=[
                 FiniteLossGuard(),
@@ -276,6 +276,7 @@ def start(
     config, requested = (config, config.preset) if config is not None else resolve_config(config_cls, argv)
     try:
         check_devices(config.strategy, config.devices)
+        logger_names(config.logger)
     except ValueError as error:
         sys.exit(f"error: {error}")
     try:
