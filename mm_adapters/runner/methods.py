@@ -13,7 +13,7 @@ from torch import nn
 
 from .. import add_adapter, delete_adapter
 from ..config import AdapterConfig
-from ..lora import add_lora, matched_lora_rank
+from ..lora import LORA_ADAPTER, add_lora, matched_lora_rank
 
 METHODS = ("adapter", "full", "probe", "lora")
 FULL_LR = 5e-5
@@ -79,5 +79,5 @@ def adapter_parameter_count(model: nn.Module, adapter_config: AdapterConfig) -> 
 
 def lora_rank_of(model: nn.Module) -> int | None:
     """The rank of the LoRA in ``model`` (None without LoRA)."""
-    config = getattr(model, "peft_config", {}).get("default")
+    config = getattr(model, "peft_config", {}).get(LORA_ADAPTER)
     return None if config is None else int(config.r)
