@@ -87,8 +87,9 @@ class Run:
     def trainer(
         self, output_dir: Path | None = None, callbacks: Sequence[Callback] = (), **overrides: Any
     ) -> L.Trainer:
-        """A Trainer that logs to CSV, keeps the last trainable-only checkpoint (written atomically, after every
-        epoch or every ``checkpoint_every_n_steps``), stops at a NaN/Inf loss and shows a progress bar.
+        """A Trainer that logs to CSV (and the ``--logger`` trackers), keeps the last trainable-only checkpoint
+        (written atomically, after every epoch or every ``checkpoint_every_n_steps``), stops at a NaN/Inf loss (and,
+        on local data, when the validation metric stops improving) and shows a progress bar.
         ``overrides`` replace config fields (``max_steps=...``) for this trainer only."""
         config = dataclasses.replace(self.config, **overrides)
         output = Path(output_dir or config.output_dir)
