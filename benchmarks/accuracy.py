@@ -260,11 +260,25 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(figure)
 
 
+def lr_search_markdown(results: dict[str, dict]) -> str:
+    """The held-out accuracy of every lr tried (seed 0, a slice of the training data), per task and method."""
+    groups: dict[tuple, dict[float, float]] = {}
+    for r in results.values():
+        if r["phase"] == "lr":
+            groups.setdefault((r["task"], r["method"], r["steps"]), {})[r["lr"]] = r["val_acc"]
+    lines = ["| task | method | steps | held-out acc per lr |", "|---|---|---|---|"]
+    for (task, method, steps), scores in groups.items():
+        tried = ", ".join(f"{lr:g}: {100 * acc:.1f}" for lr, acc in sorted(scores.items()))
+        lines.append(f"| {task} | {method} | {steps} | {tried} |")
+    return "\n".join(lines) + "\n"
+
+
 def write_table(results: dict[str, dict], markdown_path: Path) -> None:
     rows = rows_of(results)
-    markdown_path.write_text(markdown(rows))
+    text = f"{markdown(rows)}\nLearning-rate search:\n\n{lr_search_markdown(results)}"
+    markdown_path.write_text(text)
     plot(rows, markdown_path.with_suffix(".png"))
-    print(markdown(rows), flush=True)
+    print(text, flush=True)
 
 
 # -- main ------------------------------------------------------------------------------------------------------------
