@@ -166,3 +166,23 @@ def test_resume_refuses_a_checkpoint_of_another_method(tmp_path):
     (tmp_path / "out" / "metrics.json").unlink()  # as if killed before the end
     with pytest.raises(SystemExit, match="other settings|another run"):
         run("vit_cifar", tmp_path / "out", "--method", "lora")
+
+
+def test_lora_targets_come_from_the_spec_and_none_is_a_clear_error():
+    from torch import nn
+
+    from mm_adapters.lora import lora_targets
+
+    assert lora_targets(load_backbone("demo-bert").model)[:4] == [
+        "encoder.layer.0.attention.self.query", "encoder.layer.0.attention.self.key",
+        "encoder.layer.0.attention.self.value", "encoder.layer.0.attention.output.dense",
+    ]  # fmt: skip
+    clip = lora_targets(load_backbone("demo-clip").model)
+    assert clip and all(name.endswith(".attn") for name in clip)  # open_clip's nn.MultiheadAttention, whole
+    model = load_backbone("demo-bert").model
+    for layer in model.encoder.layer:  # attention without any Linear left in it
+        for name in ("query", "key", "value"):
+            setattr(layer.attention.self, name, nn.Identity())
+        layer.attention.output.dense = nn.Identity()
+    with pytest.raises(ValueError, match="LoRA found no attention projections in BertModel"):
+        lora_targets(model)
