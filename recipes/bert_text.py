@@ -1,7 +1,7 @@
 """Bottleneck adapters on a frozen BERT-style encoder for sentence classification (SST-2 sentiment).
 
     python recipes/bert_text.py --preset demo                  # real all-MiniLM-L6-v2 (packaged) + bundled SST-2
-    python recipes/bert_text.py --preset demo --linear-probe   # the same backbone, head only, as a baseline
+    python recipes/bert_text.py --preset demo --method probe  # the same backbone, head only (also full, lora)
     python recipes/bert_text.py --preset full                  # bert-base-uncased + GLUE SST-2 from the Hub
     python recipes/bert_text.py --data my_reviews/ --output-dir runs/reviews   # your train.csv + validation.csv
 

@@ -115,6 +115,8 @@ def seen_images(datamodule: AdapterDataModule) -> DataLoader:
 
 def main(argv: list[str] | None = None) -> dict:
     config = runner.parse_config(Config, argv)
+    if config.compare_variants and config.method != "adapter":
+        raise SystemExit("error: --compare-variants compares adapter variants; drop it or --method.")
     if config.compare_variants:
         return compare_variants(config)
     return run_variant(config)
@@ -144,31 +146,38 @@ def build_module(run: runner.Run, variant: str) -> RetrievalModule:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}.")
     config, model = run.config, run.backbone.model
     feature_adapters = None
-    if variant != "separate" and run.adapter_name is not None:
+    if config.method != "adapter" and variant != "separate":
+        raise SystemExit(
+            f"error: --variant {variant} chooses where adapters go; --method {config.method} trains no adapters. "
+            "Leave --variant at separate."
+        )
+    if config.method == "probe":  # no classifier here: the head is CLIP-Adapter's embedding adapters
+        feature_adapters = feature_heads(model)
+    elif variant != "separate" and run.adapter_name is not None:
         adapter_config = mm_adapters.list_adapters(model)[run.adapter_name]
         mm_adapters.delete_adapter(model, run.adapter_name)
         if variant == "shared":
             add_cross_modal_adapter(model, run.adapter_name, adapter_config, share="middle")
         else:
             model.requires_grad_(False)
-            dim = embedding_dim(model)
-            feature_adapters = {
-                tower: FeatureAdapter(dim, reduction_factor=FEATURE_REDUCTION) for tower in ("image", "text")
-            }
+            feature_adapters = feature_heads(model)
             run.adapter_name = None  # nothing inside the towers: the report says adapter None
     return RetrievalModule(
         run.backbone, lr=config.lr, warmup_steps=config.warmup_steps, feature_adapters=feature_adapters
     )
 
 
+def feature_heads(model) -> dict[str, FeatureAdapter]:
+    """CLIP-Adapter's residual MLP on each tower's final embedding."""
+    dim = embedding_dim(model)
+    return {tower: FeatureAdapter(dim, reduction_factor=FEATURE_REDUCTION) for tower in ("image", "text")}
+
+
 def compare_variants(config: Config) -> dict:
     """Train every variant into <output-dir>/<variant>/ and write one table to <output-dir>/metrics.json."""
     started = time.perf_counter()
     root = Path(config.output_dir)
-    reports = {
-        variant: run_variant(dataclasses.replace(config, variant=variant, output_dir=root / variant))
-        for variant in VARIANTS
-    }
+    reports = {variant: run_variant(variant_config(config, variant, root / variant)) for variant in VARIANTS}
     rows = [comparison_row(variant, report) for variant, report in reports.items()]
     table = format_table(rows)
     print(f"\n{table}\n", flush=True)
@@ -182,6 +191,13 @@ def compare_variants(config: Config) -> dict:
     root.mkdir(parents=True, exist_ok=True)
     (root / "metrics.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def variant_config(config: Config, variant: str, output_dir: Path) -> Config:
+    """``config`` for one variant, keeping what the command line set (for the local-data schedule)."""
+    changed = dataclasses.replace(config, variant=variant, output_dir=output_dir)
+    changed.explicit_fields = getattr(config, "explicit_fields", set())
+    return changed
 
 
 def comparison_row(variant: str, report: dict) -> dict:

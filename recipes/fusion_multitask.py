@@ -396,8 +396,23 @@ def print_table(report: dict[str, Any]) -> None:
     )
 
 
+def cap_every_stage(config: Config, explicit: set[str]) -> Config:
+    """``--max-steps N`` on the command line (or in a ``--config`` file) caps the fusion stage and the baseline too,
+    unless ``--fusion-max-steps`` is given as well: a user asking for N steps gets N per stage, not the preset's
+    2,000 fusion steps after N adapter steps."""
+    if "max_steps" not in explicit or "fusion_max_steps" in explicit or config.max_steps < 0:
+        return config
+    capped = config.max_steps if config.fusion_max_steps < 0 else min(config.fusion_max_steps, config.max_steps)
+    if capped != config.fusion_max_steps:
+        print(f"[{RECIPE}] --max-steps {config.max_steps} caps the fusion stages too ({capped} steps)", flush=True)
+    return dataclasses.replace(config, fusion_max_steps=capped)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     run = runner.start(Config, load_data, argv, resume_per_stage=True)
+    if run.config.method != "adapter":
+        sys.exit(f"error: {RECIPE} fuses adapters; --method {run.config.method} trains none. Drop --method.")
+    run.config = cap_every_stage(run.config, runner.explicit_fields(sys.argv[1:] if argv is None else argv))
     if run.config.name:
         sys.exit(
             f"error: --name does not apply to {RECIPE}: its adapters are named after the tasks {list(run.data)}."

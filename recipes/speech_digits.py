@@ -2,7 +2,7 @@
 speakers never heard in training.
 
     python recipes/speech_digits.py --preset demo                  # whisper-tiny.en (offline), FSDD by speaker
-    python recipes/speech_digits.py --preset demo --linear-probe   # the same, head only (the baseline)
+    python recipes/speech_digits.py --preset demo --method probe   # the same, head only (the baseline; also full, lora)
     python recipes/speech_digits.py --data my_clips/               # your clips + train/validation tables (file,label)
 
 The bundled split holds out two of the six FSDD speakers (lucas, theo: 160 clips) and trains on the other four

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mm_adapters import AdapterConfig, add_adapter, runner, set_active_adapters
+import mm_adapters
+from mm_adapters import AdapterConfig, runner, set_active_adapters
 from mm_adapters.backbones import Backbone, load_whisper_seq2seq
 from mm_adapters.data import AdapterDataModule, TranscriptCollator, fsdd_csv, load_audio_csv
 from mm_adapters.lightning import SpeechSeq2SeqModule
@@ -65,9 +66,14 @@ def adapter_config(config: Config) -> AdapterConfig:
 def main(argv: list[str] | None = None) -> dict:
     run = runner.start(Config, load_data, argv, adapter=None)
     config, datamodule = run.config, run.data
+    if config.method == "probe":
+        raise SystemExit(
+            "error: whisper_asr has no head of its own to probe (the decoder writes the text); its baseline without "
+            "training is in the report as zero_shot_metrics. Use --method adapter, full or lora."
+        )
     backbone = load_whisper_seq2seq(config.backbone)  # the whole model, on its own 30 s window
-    add_adapter(backbone.model, ADAPTER, adapter_config(config))
-    run.backbone, run.adapter_name = backbone, ADAPTER
+    run.backbone = backbone
+    run.adapter_name = runner.prepare_method(config, backbone.model, ADAPTER, adapter_config(config))
     module = SpeechSeq2SeqModule(
         backbone, lr=config.lr, warmup_steps=config.warmup_steps, max_new_tokens=config.max_new_tokens
     )
@@ -84,14 +90,17 @@ def main(argv: list[str] | None = None) -> dict:
 
 def _zero_shot(trainer, module, datamodule, backbone, prompt: str) -> dict:
     """Validation scores of the plain model (adapters off), greedy, without and with ``prompt``."""
-    set_active_adapters(backbone.model, None)
+    adapted = bool(mm_adapters.active_adapters(backbone.model))
+    if adapted:
+        set_active_adapters(backbone.model, None)
     scores = {"zero_shot_metrics": _validate(trainer, module, datamodule)}
     if prompt:
         module.prompt = prompt
         scores["zero_shot_prompted_metrics"] = _validate(trainer, module, datamodule)
         scores["zero_shot_prompt"] = prompt
         module.prompt = None
-    set_active_adapters(backbone.model, ADAPTER)
+    if adapted:
+        set_active_adapters(backbone.model, ADAPTER)
     return scores
 
 

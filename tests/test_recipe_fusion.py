@@ -134,3 +134,17 @@ def test_full_preset_fails_fast_offline(tmp_path, monkeypatch):
         importlib.import_module("recipes.fusion_multitask").main(
             ["--preset", "full", "--output-dir", str(tmp_path)]
         )
+
+
+def test_max_steps_on_the_command_line_caps_every_stage(tmp_path):
+    """The demo preset sets fusion_max_steps 20; --max-steps 1 alone caps the fusion stage and the baseline too,
+    while --fusion-max-steps given as well keeps its own value."""
+    fusion_cap = TINY.index("--fusion-max-steps")
+    without_fusion_cap = TINY[:fusion_cap] + TINY[fusion_cap + 2 :]
+    module = importlib.import_module("recipes.fusion_multitask")
+    report = module.main([*without_fusion_cap, "--max-steps", "1", "--output-dir", str(tmp_path / "capped")])
+    steps = [r["steps"] for r in report["stage1"].values()] + [report["baseline"]["steps"], report["fusion"]["steps"]]
+    assert steps == [1, 1, 1, 1] and report["settings"]["fusion_max_steps"] == 1
+    config = module.Config(max_steps=3, fusion_max_steps=20)
+    assert module.cap_every_stage(config, {"max_steps", "fusion_max_steps"}).fusion_max_steps == 20
+    assert module.cap_every_stage(config, {"batch_size"}).fusion_max_steps == 20  # the preset's own caps stay

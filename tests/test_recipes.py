@@ -118,3 +118,22 @@ def test_run_demos_prints_one_summary_table(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "accent classification" in out and "trainable %" in out and "accuracy" in out
     assert (tmp_path / "summary.txt").is_file()
+
+
+def test_a_strategy_this_machine_cannot_run_is_refused_before_loading(tmp_path, monkeypatch):
+    import mm_adapters.runner.run as runner_run
+    from mm_adapters.runner.devices import check_devices
+
+    def must_not_load(*args, **kwargs):
+        raise AssertionError("the backbone was loaded before the strategy was checked")
+
+    monkeypatch.setattr(runner_run, "load_backbone", must_not_load)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    with pytest.raises(SystemExit, match="On CPU use --strategy ddp"):
+        run("vit_cifar", tmp_path, "--devices", "2", "--strategy", "fsdp")
+    with pytest.raises(ValueError, match="this machine has 1 GPU. Pass --devices 1"):
+        check_devices("ddp", 4, accelerator_count=1)
+    with pytest.raises(ValueError, match="at least 1"):
+        check_devices("auto", 0, accelerator_count=0)
+    check_devices("ddp", 2, accelerator_count=0)  # DDP on CPU: two processes, fine
+    check_devices("fsdp", "auto", accelerator_count=2)

@@ -138,3 +138,18 @@ def test_help_documents_the_local_layout(capsys):
         and "--transcript-column" in text
         and "--val-fraction" in text
     )
+
+
+def test_local_data_trains_by_steps_that_fit_its_size_and_stops_early(tmp_path, capsys):
+    """16 rows in batches of 4 are 4 steps an epoch: the schedule asks for the 300-step minimum (not the preset's
+    one epoch), and early stopping on val_acc ends it once 8 validation rows stop improving (at most 8 gains)."""
+    folder = text_folder(tmp_path / "reviews")
+    report = run("bert_text", folder, tmp_path / "out", "--backbone", "demo-bert", "--batch-size", "4")
+    assert report["schedule"].startswith(
+        "local data: 300 steps (at least 300 for small data; 16 training rows"
+    )
+    assert "stopped early" in report["schedule"] and "val_acc stopped improving" in report["schedule"]
+    assert 4 * 5 <= report["steps"] < 300  # at least the patience of 5 validations, one per epoch
+    assert "schedule: local data: 300 steps" in capsys.readouterr().out
+    given = run("bert_text", folder, tmp_path / "given", "--backbone", "demo-bert", "--max-steps", "3")
+    assert given["steps"] == 3 and "max_steps=3 (preset and command line)" in given["schedule"]

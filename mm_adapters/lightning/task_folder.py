@@ -30,14 +30,17 @@ from ..io import (
 )
 from ..serialization import load_adapter
 from .heads import build_head
+from .method_weights import BACKBONE_FILE, LORA_DIR, load_method_weights
 
 
 def load_task_folder(
     backbone: Backbone, folder: Path, *, adapters: Sequence[str | os.PathLike] = ()
 ) -> nn.Module | None:
     """Load an exported adapter (or a fusion, after the ``adapters`` folders it fuses) into ``backbone.model``
-    (active, eval mode) and return its head, if any: an ``nn.Linear``, or the ``ModuleDict`` of feature adapters."""
+    (active, eval mode) and return its head, if any: an ``nn.Linear``, or the ``ModuleDict`` of feature adapters.
+    The export of a full fine-tune or of LoRA (``--method full|lora``) also puts its backbone weights back."""
     head = build_head(folder)
+    method = load_method_weights(backbone.model, folder)  # a full fine-tune's backbone or LoRA, if any
     if _is_fusion(folder):
         for adapter in adapters:
             load_adapter(backbone.model, adapter, set_active=False)
@@ -51,7 +54,7 @@ def load_task_folder(
         load_adapter(backbone.model, folder, head=head)
     elif head is not None:
         load_head(head, folder)
-    else:
+    elif method is None:
         raise FileNotFoundError(
             f"{folder} holds neither an adapter, a fusion nor a head; pass a folder export_adapter or save_fusion "
             "wrote (or its hub id)."
@@ -67,8 +70,14 @@ def load_task_folder(
 
 
 def is_task_folder(folder: Path) -> bool:
-    """An export folder: an adapter or a fusion of a known format, or a head."""
-    return _is_fusion(folder) or _is_adapter(folder) or (folder / HEAD_FILE).is_file()
+    """An export folder: an adapter or a fusion of a known format, a head, or a baseline's backbone weights."""
+    return (
+        _is_fusion(folder)
+        or _is_adapter(folder)
+        or (folder / HEAD_FILE).is_file()
+        or (folder / BACKBONE_FILE).is_file()
+        or (folder / LORA_DIR).is_dir()
+    )
 
 
 def _is_fusion(folder: Path) -> bool:
@@ -81,6 +90,7 @@ def _is_adapter(folder: Path) -> bool:
 
 register_format(
     FileFormat(
-        "mm_adapters", "task", is_task_folder, load_task_folder, files=(HEAD_FILE, HEAD_CONFIG_FILE, LABELS_FILE, TASK_FILE, MODEL_CARD_FILE), fallback=True,
+        "mm_adapters", "task", is_task_folder, load_task_folder, files=(HEAD_FILE, HEAD_CONFIG_FILE, LABELS_FILE, TASK_FILE, MODEL_CARD_FILE, BACKBONE_FILE, f"{LORA_DIR}/*"),
+        fallback=True,
     )
 )  # fmt: skip

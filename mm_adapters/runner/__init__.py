@@ -3,7 +3,7 @@ one run's Trainer, fit and outputs. See ``recipes/`` for the recipes built on it
 """
 
 from .classify import train_classifier
-from .cli import banner, dump_config, parse_config, resolve_config
+from .cli import banner, dump_config, explicit_fields, parse_config, resolve_config
 from .config import (
     PRESET_NAMES,
     AdapterOptions,
@@ -21,10 +21,12 @@ from .config import (
     parse_layers,
 )
 from .local import is_local, load_local
+from .methods import METHODS
 from .plots import plot_confusion, plot_curves
-from .run import Run, datamodule, resolve_precision, start
+from .run import Run, datamodule, prepare_method, resolve_precision, start
 
 __all__ = [
+    "METHODS",
     "PRESET_NAMES",
     "AdapterOptions",
     "AudioColumns",
@@ -41,6 +43,7 @@ __all__ = [
     "banner",
     "datamodule",
     "dump_config",
+    "explicit_fields",
     "is_local",
     "load_local",
     "option",
@@ -48,6 +51,7 @@ __all__ = [
     "parse_layers",
     "plot_confusion",
     "plot_curves",
+    "prepare_method",
     "resolve_config",
     "resolve_precision",
     "start",

@@ -22,6 +22,7 @@ from jsonargparse import ActionConfigFile, ArgumentParser, DefaultHelpFormatter
 from ..backbones import backbone_available
 from ..data import LOCAL_DATA_LAYOUT
 from .config import PRESET_NAMES, RecipeConfig, parse_layers
+from .methods import settle_method
 
 ConfigT = TypeVar("ConfigT", bound=RecipeConfig)
 HELP_FLAGS = ("-h", "--help")
@@ -122,6 +123,12 @@ def resolve_config(
         parse_layers(config.layers)
     except ValueError as error:
         sys.exit(f"error: --{error}")
+    explicit = explicit_fields(argv)
+    try:
+        config = settle_method(config, explicit)
+    except ValueError as error:
+        sys.exit(f"error: {error}")
+    config.explicit_fields = explicit  # not a field: what the schedule of local data must not override
     missing = [name for name in ("backbone", "data") if getattr(config, name) is None]
     if missing:
         sys.exit(
@@ -131,6 +138,24 @@ def resolve_config(
         print(dump_config(config), end="", flush=True)
         sys.exit(0)
     return config, given["preset"]
+
+
+def explicit_fields(argv: Sequence[str]) -> set[str]:
+    """Config fields set on the command line (``--max-steps 3``, ``--max-steps=3``) or in a ``--config`` file,
+    as opposed to the field defaults and the preset: what a recipe must not override with its own defaults."""
+    names: set[str] = set()
+    for index, word in enumerate(argv):
+        if not word.startswith("--"):
+            continue
+        key, _, value = word[2:].partition("=")
+        if key != "config":
+            names.add(key.replace("-", "_"))
+            continue
+        path = Path(value or (argv[index + 1] if index + 1 < len(argv) else ""))
+        if path.is_file():
+            values = yaml.safe_load(path.read_text()) or {}
+            names.update(values if isinstance(values, dict) else ())
+    return names
 
 
 def dump_config(config: RecipeConfig) -> str:

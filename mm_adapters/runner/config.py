@@ -20,6 +20,7 @@ from ..reliability import STRATEGIES
 
 PRESET_NAMES = ("demo", "full")
 Placement = Literal["houlsby", "pfeiffer", "parallel", "houlsby_ffn", "adapter_plus"]
+Method = Literal["adapter", "full", "probe", "lora"]
 Strategy = Literal[STRATEGIES]  # type: ignore[valid-type]
 
 
@@ -74,6 +75,16 @@ class DataOptions:
 class AdapterOptions:
     """The bottleneck adapter added to the frozen backbone."""
 
+    method: Method = option(
+        "adapter",
+        "What trains: adapter (bottleneck adapters and the head, backbone frozen), full (the whole backbone and the "
+        "head; lr 5e-05 unless --lr is given), probe (the head only), lora (peft's LoRA on the backbone's attention "
+        "projections and the head; rank matched to the adapter's parameter count unless --lora-rank).",
+    )
+    lora_rank: int | None = option(
+        None,
+        "--method lora: the LoRA rank (default: the rank whose parameter count is closest to the adapter's).",
+    )
     placement: Placement = option("pfeiffer", "Adapter placement.")
     reduction_factor: float = option(16.0, "Hidden size / bottleneck size.")
     layers: str = option("all", 'Layers with adapters: "all", "last:K" or "0,1,5".')
@@ -102,6 +113,11 @@ class TrainerOptions:
     precision: str = option(
         "auto", 'Lightning precision; "auto" = bf16-mixed on a GPU with bf16, else 32-true.'
     )
+    logger: str = option(
+        "csv",
+        "Experiment trackers, comma-separated: csv, tensorboard, wandb, mlflow (CSV is always kept for curves.png; "
+        "wandb honours WANDB_MODE=offline, mlflow MLFLOW_TRACKING_URI, default file:<output-dir>/mlruns).",
+    )
     prefix_cache: bool = option(
         False,
         "Cache the frozen layers below the lowest adapter per sample in the first epoch and run only the adapted "
@@ -119,7 +135,7 @@ class RecipeConfig(TrainerOptions, AdapterOptions, DataOptions, RunOptions):
 class ClassificationConfig(RecipeConfig):
     """The classification recipes' config: the common options and a linear-probe baseline."""
 
-    linear_probe: bool = option(False, "Train the linear head only, without adapters (a baseline).")
+    linear_probe: bool = option(False, "The same as --method probe (kept for older command lines).")
 
 
 def column_option(what: str, role: Role) -> Any:

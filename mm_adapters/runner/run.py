@@ -18,6 +18,7 @@ import dataclasses
 import json
 import os
 import re
+import shutil
 import sys
 import time
 import warnings
@@ -31,15 +32,16 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import lightning as L  # noqa: E402
 import torch  # noqa: E402
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar  # noqa: E402
-from lightning.pytorch.loggers import CSVLogger  # noqa: E402
 
-from .. import add_adapter, count_parameters  # noqa: E402
+from .. import count_parameters  # noqa: E402
 from ..backbones import Backbone, BackboneNotFoundError, load_backbone  # noqa: E402
 from ..config import AdapterConfig  # noqa: E402
 from ..data import AdapterDataModule, DatasetUnavailableError, folder_fingerprint  # noqa: E402
 from ..io.model_card import write_model_card  # noqa: E402
 from ..lightning import AdapterTaskModule, export_adapter  # noqa: E402
 from ..lightning.export import labels_of  # noqa: E402
+from ..lightning.method_weights import save_method_weights  # noqa: E402
+from ..lightning.task_description import describe_task, write_task_description  # noqa: E402
 from ..reliability import (  # noqa: E402
     AtomicCheckpointIO,
     CheckpointError,
@@ -54,8 +56,12 @@ from ..reliability import (  # noqa: E402
 from ..state import check_name  # noqa: E402
 from .cli import banner, resolve_config  # noqa: E402
 from .config import RecipeConfig, parse_layers  # noqa: E402
+from .devices import check_devices  # noqa: E402
 from .local import check_not_local_only, command_line_words, is_local  # noqa: E402
+from .loggers import logger_names, make_loggers  # noqa: E402
+from .methods import lora_rank_of, prepare_backbone  # noqa: E402
 from .plots import plot_confusion, plot_curves  # noqa: E402
+from .schedule import Schedule, StopOnValidationMetric, local_data_schedule, training_rows  # noqa: E402
 
 # The frozen backbone runs in eval mode on purpose (see AdapterTaskModule.on_train_epoch_start).
 warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
@@ -78,16 +84,23 @@ class Run:
     fingerprint: RunFingerprint | None = None
     """The data and settings of this run, stored in its checkpoints (see ``resume_path``)."""
     started: float = dataclasses.field(default_factory=time.perf_counter)
+    schedule: Schedule | None = None
+    """The step schedule chosen for local data (None: the preset's or the command line's)."""
 
     def trainer(
         self, output_dir: Path | None = None, callbacks: Sequence[Callback] = (), **overrides: Any
     ) -> L.Trainer:
-        """A Trainer that logs to CSV, keeps the last trainable-only checkpoint (written atomically, after every
-        epoch or every ``checkpoint_every_n_steps``), stops at a NaN/Inf loss and shows a progress bar.
+        """A Trainer that logs to CSV (and the ``--logger`` trackers), keeps the last trainable-only checkpoint
+        (written atomically, after every epoch or every ``checkpoint_every_n_steps``), stops at a NaN/Inf loss (and,
+        on local data, when the validation metric stops improving) and shows a progress bar.
         ``overrides`` replace config fields (``max_steps=...``) for this trainer only."""
         config = dataclasses.replace(self.config, **overrides)
         output = Path(output_dir or config.output_dir)
+        local = is_local(config.data)
+        interval = self.schedule.val_check_interval if self.schedule is not None else None
         return L.Trainer(
+            val_check_interval=interval,
+            check_val_every_n_epoch=None if interval else 1,
             max_epochs=config.max_epochs,
             max_steps=config.max_steps,
             limit_train_batches=config.limit_train_batches,
@@ -97,12 +110,13 @@ class Run:
             num_nodes=config.num_nodes,
             strategy=make_strategy(config.strategy, self.backbone.model),
             precision=resolve_precision(config.precision),
-            logger=CSVLogger(output, name="", version="logs"),
+            logger=make_loggers(config.logger, output, self.recipe, output.name),
             plugins=[AtomicCheckpointIO()],
             callbacks=[
                 FiniteLossGuard(),
                 RunFingerprintCallback(self.fingerprint or run_fingerprint(config)),
                 *callbacks,
+                *([StopOnValidationMetric()] if local else []),
                 ModelCheckpoint(
                     dirpath=output / CHECKPOINT.parent,
                     save_last=True,
@@ -127,6 +141,8 @@ class Run:
         """``trainer.fit`` from the run's checkpoint (``resume`` overrides it), then save ``last.ckpt``; exits with
         what to do when the checkpoint was written with other settings or the loss became NaN/Inf."""
         resume = self.resume if resume is ... else resume
+        if getattr(self.config, "method", "adapter") == "full":
+            module.backbone_dropout = True  # the whole backbone trains: its dropout too, as in a fine-tune
         mismatch = None if resume is None else checkpoint_mismatch(resume, module)
         if mismatch is not None:
             sys.exit(
@@ -169,11 +185,15 @@ class Run:
         checkpoint = output / CHECKPOINT
         counts = count_parameters(module)
         adapted = self.adapter_name is not None
+        method = getattr(config, "method", "adapter")
+        exported = export_run(module, output / "adapter", method, self.export_details())
         report = {
             "recipe": self.recipe,
             "preset": config.preset,
             "backbone": self.backbone.name,
             "data": config.data,
+            "method": method,
+            "lora_rank": lora_rank_of(module.backbone.model),
             "adapter": config.placement if adapted else None,
             "reduction_factor": config.reduction_factor if adapted else None,
             "layers": config.layers if adapted else None,
@@ -181,6 +201,7 @@ class Run:
             "trainable_params": counts.trainable,
             "total_params": counts.total,
             "trainable_percent": round(counts.trainable_percent, 4),
+            "schedule": self.describe_schedule(trainer),
             "epochs": trainer.current_epoch,
             "steps": trainer.global_step,
             "device": str(trainer.strategy.root_device),
@@ -188,7 +209,7 @@ class Run:
             "seed": config.seed,
             "checkpoint": str(checkpoint),
             "checkpoint_bytes": checkpoint.stat().st_size,
-            "exported_adapter": str(export_adapter(module, output / "adapter", details=self.export_details())),
+            "exported_adapter": str(exported),
             "resumed_from": self.resume,
             "curves_png": str(plot_curves(output / "logs" / "metrics.csv", output / "curves.png")),
             "adapter_name": self.adapter_name,
@@ -216,6 +237,19 @@ class Run:
             details["generation"] = {"max_new_tokens": config.max_new_tokens}
         return details
 
+    def describe_schedule(self, trainer: L.Trainer) -> str:
+        """What the run trained for and why, and whether early stopping ended it (for metrics.json and the
+        summary)."""
+        config = self.config
+        if self.schedule is not None:
+            text = f"local data: {self.schedule.describe()}"
+        else:
+            text = f"max_epochs={config.max_epochs}, max_steps={config.max_steps} (preset and command line)"
+        stopper = next((c for c in trainer.callbacks if isinstance(c, StopOnValidationMetric)), None)
+        if stopper is not None and stopper.stopped_epoch:
+            text += f"; stopped early at step {trainer.global_step}: {stopper.monitor} stopped improving"
+        return text
+
     def write(self, report: dict[str, Any]) -> dict[str, Any]:
         """Add the wall time, write metrics.json (rank 0) and print a one-paragraph summary."""
         if "recipe" not in report:  # not global rank 0
@@ -227,7 +261,7 @@ class Run:
             f"\n[{self.recipe}] {report['preset']} preset, backbone {report['backbone']}: {metrics}\n"
             f"  trainable {report['trainable_params']:,} of {report['total_params']:,} parameters "
             f"({report['trainable_percent']:.2f}%), {report['wall_time_s']:.0f} s; outputs in "
-            f"{self.config.output_dir}",
+            f"{self.config.output_dir}\n  schedule: {report.get('schedule')}",
             flush=True,
         )
         return report
@@ -253,11 +287,17 @@ def start(
     config: ConfigT | None = None,
     resume_per_stage: bool = False,
 ) -> Run:
-    """Parse the config (or take ``config``, already parsed), seed, load the backbone and ``load_data(config, backbone)``, add the ``adapter`` (none
-    with ``linear_probe`` or ``adapter=None``). Under ``--preset auto`` a full backbone or data set that cannot be
+    """Parse the config (or take ``config``, already parsed), seed, load the backbone and ``load_data(config, backbone)``,
+    prepare it for ``--method`` (the ``adapter`` is added with ``--method adapter``; ``adapter=None``: the recipe
+    prepares its own model with :func:`prepare_method`). Under ``--preset auto`` a full backbone or data set that cannot be
     had here falls back to the demo preset, with a banner. ``resume_per_stage``: the recipe resumes each of its
     stages from its own folder (``Run.resume_path``) instead of from the output folder's checkpoint."""
     config, requested = (config, config.preset) if config is not None else resolve_config(config_cls, argv)
+    try:
+        check_devices(config.strategy, config.devices)
+        logger_names(config.logger)
+    except ValueError as error:
+        sys.exit(f"error: {error}")
     try:
         check_not_local_only(config)
         backbone, data = _load(config, load_data)
@@ -270,24 +310,64 @@ def start(
     except ValueError as error:  # a data set folder that is missing, empty or has one class, bad labels ...
         sys.exit(f"error: {command_line_words(str(error), config)}")
     recipe = Path(sys.modules[config_cls.__module__].__file__).stem
+    config, schedule = fit_schedule(config, data)
     fingerprint = run_fingerprint(config)
-    run = Run(config, recipe, backbone, data, None, None, fingerprint)
+    run = Run(config, recipe, backbone, data, None, None, fingerprint, schedule=schedule)
     if not resume_per_stage:
         run.resume = run.resume_path(Path(config.output_dir))
         if run.resume is not None:
             print(f"[{recipe}] resuming from {run.resume}", flush=True)
-    name = None if getattr(config, "linear_probe", False) else adapter_name(config, adapter)
-    if name is not None:
-        adapter_config = AdapterConfig.preset(
-            config.placement, reduction_factor=config.reduction_factor, layers=parse_layers(config.layers)
-        )
-        add_adapter(backbone.model, name, adapter_config)
-    elif adapter is not None:
-        backbone.model.requires_grad_(False)
-    print(f"[{recipe}] preset={config.preset} backbone={backbone.name} data={config.data}", flush=True)
+    if adapter is not None:
+        run.adapter_name = prepare_method(config, backbone.model, adapter_name(config, adapter))
+    print(
+        f"[{recipe}] preset={config.preset} backbone={backbone.name} data={config.data} method={config.method}",
+        flush=True,
+    )
     Path(config.output_dir).mkdir(parents=True, exist_ok=True)
-    run.adapter_name = name
     return run
+
+
+def prepare_method(
+    config: RecipeConfig, model: torch.nn.Module, name: str, adapter_config: AdapterConfig | None = None
+) -> str | None:
+    """``--method`` on ``model``: the adapter ``name`` (``adapter_config``, default: from ``--placement``,
+    ``--reduction-factor`` and ``--layers``), a frozen or unfrozen backbone, or LoRA at that adapter's parameter
+    count. Returns the adapter's name (None for the other methods)."""
+    adapter_config = adapter_config or AdapterConfig.preset(
+        config.placement, reduction_factor=config.reduction_factor, layers=parse_layers(config.layers)
+    )
+    try:
+        return prepare_backbone(model, config.method, name, adapter_config, config.lora_rank)
+    except ValueError as error:
+        sys.exit(f"error: {error}")
+
+
+def fit_schedule(config: ConfigT, data: Any) -> tuple[ConfigT, Schedule | None]:
+    """Local data without ``--max-steps``/``--max-epochs``: the config with the step schedule that fits the data's
+    size (see :mod:`mm_adapters.runner.schedule`), and that schedule; else the config as it is and None."""
+    explicit = getattr(config, "explicit_fields", set())
+    rows = training_rows(data) if is_local(config.data) else None
+    if rows is None or {"max_steps", "max_epochs"} & explicit:
+        return config, None
+    schedule = local_data_schedule(rows, config.batch_size)
+    settled = dataclasses.replace(config, max_steps=schedule.max_steps, max_epochs=-1)
+    settled.explicit_fields = explicit
+    return settled, schedule
+
+
+def export_run(module: AdapterTaskModule, folder: Path, method: str, details: dict[str, Any]) -> Path:
+    """The adapter and head (:func:`~mm_adapters.lightning.export_adapter`), plus the backbone weights a full
+    fine-tune or LoRA trained (``backbone.safetensors``, ``lora/``); a module without a head (seq2seq) exports
+    those weights and its ``task.json`` alone. ``load_for_inference`` reloads every kind."""
+    if method in ("full", "lora") and getattr(module, "head", None) is None:
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        if module.task_kind:
+            write_task_description(folder, describe_task(module.task_kind, module.backbone, details))
+    else:
+        folder = export_adapter(module, folder, details=details)
+    save_method_weights(module.backbone.model, folder, method)
+    return folder
 
 
 def adapter_name(config: RecipeConfig, default: str | None) -> str | None:
