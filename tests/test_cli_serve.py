@@ -217,6 +217,12 @@ def test_malformed_json_and_unknown_task_removal(server):
     assert requests.delete(f"{url}/tasks/nope", timeout=10).status_code == 404
     missing = requests.post(f"{url}/tasks", json={"folder": "/no/such/export"}, timeout=10)
     assert missing.status_code == 422 and "does not exist" in missing.json()["error"]
+    no_folder = requests.post(f"{url}/tasks", json={}, timeout=10)  # was FastAPI's {"detail": [...]}
+    assert no_folder.status_code == 422 and no_folder.json()["field"] == "folder"
+    garbage = requests.post(
+        f"{url}/tasks", data=b"garbage", headers={"content-type": "application/json"}, timeout=10
+    )
+    assert garbage.status_code == 400 and garbage.json()["field"] == "body"
 
 
 class FailingSession(InferenceSession):
