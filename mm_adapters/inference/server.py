@@ -36,7 +36,9 @@ DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 class PredictBody(BaseModel):
     """A JSON prediction request: one input (text, or base64 image / audio) and the tasks to ask."""
 
-    task: str | list[str] | None = Field(None, description="A task name, a list, or omitted for every task.")
+    task: str | list[str] | None = Field(
+        None, description="A task name, a list, or omitted for every task that reads the input."
+    )
     text: str | None = Field(None, description="Text to classify.")
     image: str | None = Field(None, description="Base64 image bytes (PNG, JPEG, ...).")
     audio: str | None = Field(None, description="Base64 audio bytes (WAV, FLAC, OGG).")
