@@ -205,6 +205,7 @@ def test_a_corrupted_export_exits_2_naming_the_file(runs, tmp_path, capsys, file
         (["{image_export}", "{wav}"], "is an audio file, but these tasks read image"),
         (["{text_export}", "{image_export}", "{text}"], "read different inputs"),
         (["{text_export}", "{text}", "-o", "{out_txt}"], "name a .csv or .jsonl file"),
+        (["{text_export}", "{text}", "-o", "{out_nowhere}"], "does not exist; create it first"),
         (["{image_export}", "{broken}"], "Cannot read image input"),
         (["{text_export}", "{text}", "--task", "nope"], "Unknown task 'nope'"),
     ],
@@ -220,6 +221,7 @@ def test_mistakes_exit_2_naming_what_to_fix(runs, tmp_path, capsys, arguments, m
         "wav": str(next((runs["wav2vec_accent"][0] / "clips").glob("*.wav"))),
         "missing_input": str(tmp_path / "nowhere.csv"),
         "out_txt": str(tmp_path / "out.txt"),
+        "out_nowhere": str(tmp_path / "no_such_folder" / "out.csv"),  # was exit 1 after loading the model
         "broken": str(tmp_path / "broken.png"),
     }
     assert predict.main([argument.format(**values) for argument in arguments]) == 2

@@ -120,6 +120,11 @@ def _predict(args: argparse.Namespace) -> int:
             "export",
         )
     kind = output_format(args.output)
+    if args.output and not Path(args.output).expanduser().parent.is_dir():
+        raise UsageError(
+            f"-o {args.output}: the folder {Path(args.output).parent} does not exist; create it first.",
+            "output",
+        )
     session = InferenceSession.from_exports(
         exports, backbone=args.backbone, device=args.device, max_new_tokens=args.max_new_tokens
     )
