@@ -166,3 +166,24 @@ def test_torch_encoder_decoder_takes_example_inputs_and_adapts_its_cross_attenti
         assert (model(src, tgt) - base).abs().max() > 1e-3
     with torch.inference_mode():
         assert (model(src, tgt) - base).abs().max() > 1e-3
+
+
+def test_a_model_whose_head_starts_at_zero_is_adapted_with_no_spec():
+    """torchvision's VisionTransformer zeroes its head before training, so its output is 0 for any input and no
+    adapter can change it: the probes are then checked on the last block's output instead of being refused."""
+    torch.manual_seed(0)
+    model = ViT().eval()
+    nn.init.zeros_(model.head.weight), nn.init.zeros_(model.head.bias)
+    mma.add_adapter(model, "task", mma.AdapterConfig.pfeiffer(reduction_factor=4))
+    assert mma.adapted_layers(model) == {"blocks": [0, 1, 2]}
+    features = {}
+    model.norm.register_forward_hook(lambda _m, _a, out: features.update(out=out))
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        model(x)
+        base = features["out"]
+        for parameter in model.parameters():
+            if parameter.requires_grad:
+                parameter.normal_(std=0.1)
+        model(x)
+    assert (features["out"] - base).abs().max() > 1e-3

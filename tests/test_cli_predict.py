@@ -153,6 +153,48 @@ def test_an_old_export_needs_and_takes_the_backbone_by_name(runs, tmp_path, caps
     assert len(capsys.readouterr().out.splitlines()) == 8
 
 
+def test_a_hub_id_is_an_export_as_its_folder_is(runs, tmp_path, monkeypatch, capsys):
+    """``org/name[@rev]`` works wherever a folder does: predict read it as a missing input before."""
+    import huggingface_hub
+    from hf_standin import snapshot
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    data, output, _ = runs["bert_text"]
+    published = snapshot(tmp_path / "hf", "me/reviews-adapter")
+    for file in (output / "adapter").iterdir():
+        (published / file.name).write_bytes(file.read_bytes())
+    table = str(data / "validation.csv")
+    assert predict.main([str(output / "adapter"), table, "--quiet"]) == 0
+    by_folder = capsys.readouterr().out
+    assert predict.main(["me/reviews-adapter", table, "--quiet"]) == 0
+    assert capsys.readouterr().out == by_folder and len(by_folder.splitlines()) == 8
+    assert predict.main(["me/not-published", table]) == 2
+    assert "'me/not-published' is not a local folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "file, content, message",
+    [
+        ("task.json", '{"format": "mm_adapters.task/1", "task": ', "Cannot read"),
+        ("task.json", '{"format": "mm_adapters.task/1"}', "lacks 'task' (str), 'inputs' (list), 'backbone'"),
+        ("task.json", "[1, 2]", "holds a JSON list, not an object"),
+        ("labels.json", "{", "Cannot read"),
+    ],
+)
+def test_a_corrupted_export_exits_2_naming_the_file(runs, tmp_path, capsys, file, content, message):
+    """These were tracebacks (KeyError, AttributeError) with exit status 1."""
+    data, output, _ = runs["bert_text"]
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for path in (output / "adapter").iterdir():
+        (broken / path.name).write_bytes(path.read_bytes())
+    (broken / file).write_text(content)
+    assert predict.main([str(broken), str(data / "validation.csv")]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and message in error and file in error
+
+
 @pytest.mark.parametrize(
     "arguments, message",
     [
@@ -163,6 +205,7 @@ def test_an_old_export_needs_and_takes_the_backbone_by_name(runs, tmp_path, caps
         (["{image_export}", "{wav}"], "is an audio file, but these tasks read image"),
         (["{text_export}", "{image_export}", "{text}"], "read different inputs"),
         (["{text_export}", "{text}", "-o", "{out_txt}"], "name a .csv or .jsonl file"),
+        (["{text_export}", "{text}", "-o", "{out_nowhere}"], "does not exist; create it first"),
         (["{image_export}", "{broken}"], "Cannot read image input"),
         (["{text_export}", "{text}", "--task", "nope"], "Unknown task 'nope'"),
     ],
@@ -178,6 +221,7 @@ def test_mistakes_exit_2_naming_what_to_fix(runs, tmp_path, capsys, arguments, m
         "wav": str(next((runs["wav2vec_accent"][0] / "clips").glob("*.wav"))),
         "missing_input": str(tmp_path / "nowhere.csv"),
         "out_txt": str(tmp_path / "out.txt"),
+        "out_nowhere": str(tmp_path / "no_such_folder" / "out.csv"),  # was exit 1 after loading the model
         "broken": str(tmp_path / "broken.png"),
     }
     assert predict.main([argument.format(**values) for argument in arguments]) == 2

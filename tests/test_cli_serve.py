@@ -151,6 +151,20 @@ def test_image_as_base64_and_as_upload(server, offline):
     )
 
 
+def test_no_task_named_asks_every_task_that_reads_the_input(server):
+    """Text with no task on a server that also holds image and audio tasks was a 422 ('photo reads image')."""
+    url, _ = server
+    text = requests.post(f"{url}/predict", json={"text": "a fine day"}, timeout=60)
+    assert text.status_code == 200, text.text
+    assert set(text.json()["predictions"]) == {"mood", "topic"}
+    image = requests.post(f"{url}/predict", files={"file": ("x.png", png(), "image/png")}, timeout=60)
+    assert set(image.json()["predictions"]) == {"photo"}
+    named = requests.post(f"{url}/predict", json={"task": ["mood", "photo"], "text": "x"}, timeout=60)
+    assert (
+        named.status_code == 422 and named.json()["field"] == "text"
+    )  # a task named outright is still checked
+
+
 def test_tasks_health_and_docs(server):
     url, _ = server
     tasks = {task["name"]: task for task in requests.get(f"{url}/tasks", timeout=10).json()["tasks"]}
@@ -217,6 +231,12 @@ def test_malformed_json_and_unknown_task_removal(server):
     assert requests.delete(f"{url}/tasks/nope", timeout=10).status_code == 404
     missing = requests.post(f"{url}/tasks", json={"folder": "/no/such/export"}, timeout=10)
     assert missing.status_code == 422 and "does not exist" in missing.json()["error"]
+    no_folder = requests.post(f"{url}/tasks", json={}, timeout=10)  # was FastAPI's {"detail": [...]}
+    assert no_folder.status_code == 422 and no_folder.json()["field"] == "folder"
+    garbage = requests.post(
+        f"{url}/tasks", data=b"garbage", headers={"content-type": "application/json"}, timeout=10
+    )
+    assert garbage.status_code == 400 and garbage.json()["field"] == "body"
 
 
 class FailingSession(InferenceSession):

@@ -86,6 +86,12 @@ def test_push_refuses_what_is_not_an_export_or_not_a_repo_id(tmp_path):
     (tmp_path / "notes" / "todo.txt").write_text("x")
     with pytest.raises(PushError, match="holds no adapter, fusion or exported task \\(todo.txt\\)"):
         push_folder(tmp_path / "notes", "me/x")
+    for index in range(1500):  # a data folder by mistake: five names and a count, not 1,500 names
+        (tmp_path / "notes" / f"{index:04d}.jpg").write_bytes(b"")
+    with pytest.raises(
+        PushError, match=r"\(0000.jpg, 0001.jpg, 0002.jpg, 0003.jpg, 0004.jpg and 1,496 more\)"
+    ):
+        push_folder(tmp_path / "notes", "me/x")
     with pytest.raises(PushError, match="is not a folder"):
         push_folder(tmp_path / "missing", "me/x")
     with pytest.raises(PushError, match="not a hub repo id"):

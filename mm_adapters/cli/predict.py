@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def split_exports(paths: Sequence[str]) -> tuple[list[str], list[str]]:
-    """The leading export folders, and the inputs after them."""
+    """The leading export folders (or hub ids, ``org/name[@rev]``), and the inputs after them."""
     count = 0
     for path in paths:
         folder = Path(path).expanduser()
@@ -96,9 +96,20 @@ def split_exports(paths: Sequence[str]) -> tuple[list[str], list[str]]:
             folder.is_dir()
             and any((folder / f).is_file() for f in (TASK_FILE, CONFIG_FILE, HEAD_FILE, ONNX_MANIFEST))
         ):
-            break
+            if not _hub_id(path):
+                break
         count += 1
     return list(paths[:count]), list(paths[count:])
+
+
+def _hub_id(value: str) -> bool:
+    """A hub id that is not a local path and does not name an input file (``photos/cat.jpg``, ``data/x.csv``)."""
+    from ..inference.inputs import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, TABLE_EXTENSIONS, TEXT_EXTENSIONS
+    from ..io.hub import parse_hub_id
+
+    inputs = {*AUDIO_EXTENSIONS, *IMAGE_EXTENSIONS, *TABLE_EXTENSIONS, *TEXT_EXTENSIONS}
+    path = Path(value).expanduser()
+    return not path.exists() and parse_hub_id(value) is not None and path.suffix.lower() not in inputs
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -119,6 +130,11 @@ def _predict(args: argparse.Namespace) -> int:
             "export",
         )
     kind = output_format(args.output)
+    if args.output and not Path(args.output).expanduser().parent.is_dir():
+        raise UsageError(
+            f"-o {args.output}: the folder {Path(args.output).parent} does not exist; create it first.",
+            "output",
+        )
     if any((Path(e).expanduser() / ONNX_MANIFEST).is_file() for e in exports):
         return _predict_onnx(args, exports, sources, kind)
     session = InferenceSession.from_exports(

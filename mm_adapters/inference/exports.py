@@ -93,7 +93,7 @@ def read_export(folder: str | os.PathLike, backbone: str | None = None) -> TaskE
         return _old_export(path, name, has_adapter, labels, backbone)
     recorded = task["backbone"]
     key = BackboneKey(
-        name=backbone or recorded["name"],
+        name=backbone or recorded.get("name"),
         pretrained=None if backbone else recorded.get("pretrained"),
         max_length=recorded.get("max_length"),
         seed=int(recorded.get("seed", 0)),
@@ -141,7 +141,15 @@ def _folder_name(path: Path) -> str:
 
 
 def _json(path: Path) -> dict[str, Any] | None:
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise UsageError(f"Cannot read {path}: {error}; export the run again.", "export") from None
+    if not isinstance(document, dict):
+        raise UsageError(f"{path} is not a JSON object; export the run again.", "export")
+    return document
 
 
 def unique_names(exports: list[TaskExport]) -> list[TaskExport]:

@@ -1,6 +1,6 @@
 """One ``POST /predict`` request, checked before it is queued: which tasks, which input, decoded.
 
-A request names ``task`` (one name, a list, or nothing for every task) and one input: ``text``, ``image`` or
+A request names ``task`` (one name, a list, or nothing for every task that reads its input) and one input: ``text``, ``image`` or
 ``audio`` (base64 in JSON, or an uploaded file). Every problem raises :class:`RequestError` with the HTTP status
 and the field at fault, so a bad request is answered alone and never reaches a batch.
 """
@@ -68,6 +68,10 @@ def parse_request(
             f"Send exactly one input (text, image or audio, or one uploaded file); got {given or 'none'}.",
         )
     modality = given[0]
+    if fields.get("task") in (None, "", []):  # every task that reads this kind of input
+        tasks = [
+            name for name in tasks if modality in (session.tasks[name].export.inputs or (modality,))
+        ] or tasks
     if modality == "text":
         value = fields["text"]
         if not isinstance(value, str) or not value.strip():

@@ -24,6 +24,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -39,7 +40,9 @@ DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 class PredictBody(BaseModel):
     """A JSON prediction request: one input (text, or base64 image / audio) and the tasks to ask."""
 
-    task: str | list[str] | None = Field(None, description="A task name, a list, or omitted for every task.")
+    task: str | list[str] | None = Field(
+        None, description="A task name, a list, or omitted for every task that reads the input."
+    )
     text: str | None = Field(None, description="Text to classify.")
     image: str | None = Field(None, description="Base64 image bytes (PNG, JPEG, ...).")
     audio: str | None = Field(None, description="Base64 audio bytes (WAV, FLAC, OGG).")
@@ -93,6 +96,18 @@ def create_app(
     @app.exception_handler(RequestError)
     async def bad_request(_: Request, error: RequestError) -> JSONResponse:
         return JSONResponse(error.body(), status_code=error.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_body(_: Request, error: RequestValidationError) -> JSONResponse:
+        """FastAPI's own check of a JSON body (POST /tasks): answered in the same shape as every other 4xx."""
+        first = error.errors()[0] if error.errors() else {}
+        where = [str(part) for part in first.get("loc", ()) if part != "body"]
+        if first.get("type") == "json_invalid":
+            return JSONResponse({"error": "The body is not valid JSON.", "field": "body"}, status_code=400)
+        field = ".".join(where) or "body"
+        return JSONResponse(
+            {"error": f"{field}: {first.get('msg', 'invalid')}.", "field": field}, status_code=422
+        )
 
     @app.exception_handler(Exception)
     async def failure(_: Request, error: Exception) -> JSONResponse:

@@ -42,8 +42,10 @@ def check_pushable(folder: str | os.PathLike, repo_id: str) -> Path:
     if parse_hub_id(repo_id) is None or "@" in repo_id:
         raise PushError(f"{repo_id!r} is not a hub repo id; pass it as 'user-or-org/name'.")
     if not any(f.detect(root) for kind in ("adapter", "fusion", "task") for f in formats(kind)):
+        files = upload_plan(root)
+        shown = ", ".join(files[:5]) + (f" and {len(files) - 5:,} more" if len(files) > 5 else "")
         raise PushError(
-            f"{root} holds no adapter, fusion or exported task ({', '.join(upload_plan(root)) or 'it is empty'}); "
+            f"{root} holds no adapter, fusion or exported task ({shown or 'it is empty'}); "
             "pass the folder export_adapter or save_adapter wrote."
         )
     return root

@@ -91,6 +91,19 @@ def read_task_description(folder: str | os.PathLike) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     document = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(document, dict):
+        raise ValueError(f"{path} holds a JSON {type(document).__name__}, not an object; {_REWRITE}")
     if document.get("format") != FORMAT:
         raise ValueError(f"{path} has format {document.get('format')!r}; this version reads {FORMAT!r}.")
+    fields = {"task": str, "inputs": list, "backbone": dict}
+    wrong = [name for name, kind in fields.items() if not isinstance(document.get(name), kind)]
+    if wrong:
+        shapes = ", ".join(f"{name!r} ({fields[name].__name__})" for name in wrong)
+        raise ValueError(f"{path} lacks {shapes}, or has it of another type; {_REWRITE}")
     return document
+
+
+_REWRITE = (
+    "export the run again (export_adapter), or delete task.json and pass the backbone by name "
+    "(mm-adapters predict/serve --backbone NAME)."
+)

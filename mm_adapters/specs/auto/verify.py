@@ -69,12 +69,38 @@ def _output(model: nn.Module, run: Callable[[nn.Module], object]) -> torch.Tenso
     return output_vector(run(model))
 
 
+def _with_last_blocks(run: Callable[[nn.Module], object], towers: dict[str, TowerSpec]) -> Callable:
+    """``run``, returning also each tower's last block output: what the checks compare when the model's own output
+    is all zeros for any input (a zero-initialised head, as torchvision's ``VisionTransformer`` has before
+    training), which no adapter can change."""
+
+    def run_with_blocks(model: nn.Module):
+        seen: list = []
+        hooks = [
+            tower_blocks(model, tower)[-1].register_forward_hook(lambda _m, _a, out: seen.append(out))
+            for tower in towers.values()
+        ]
+        try:
+            result = run(model)
+        finally:
+            for hook in hooks:
+                hook.remove()
+        return result, seen
+
+    return run_with_blocks
+
+
 def verify(model: nn.Module, towers: dict[str, TowerSpec], run: Callable[[nn.Module], object]) -> str | None:
     """None when probe adapters on every site keep the output at init, are all called, change the output once
-    non-zero (eval, no_grad) and all get a gradient; else what failed. ``model`` is not changed."""
+    non-zero (eval, no_grad) and all get a gradient; else what failed. ``model`` is not changed. An output that is
+    all zeros (a zero-initialised head) is read together with each tower's last block output."""
     model = copy.deepcopy(model).requires_grad_(False).eval()
     with torch.no_grad():
         reference = _output(model, run)
+    if not reference.any():
+        run = _with_last_blocks(run, towers)
+        with torch.no_grad():
+            reference = _output(model, run)
     probes = _install_probes(model, towers)
     with torch.no_grad():
         difference = (_output(model, run) - reference).abs().max().item()
