@@ -31,13 +31,12 @@ from .io import (
     backbone_signature,
     check_positions,
     check_signature,
-    detect_format,
-    format_named,
+    load_detected,
     load_head,
     read_json_object,
     read_tensors,
     register_format,
-    resolve_folder,
+    save_in_format,
     site_positions,
     without_shared_memory,
     write_weights_folder,
@@ -105,11 +104,9 @@ def save_adapter(
     an existing folder unless ``overwrite=True``. ``format="adapterhub"`` writes an AdapterHub 1.x folder instead
     (no head), which AdapterHub's ``load_adapter(folder)`` reads with its defaults; ``options`` go to the format
     (AdapterHub: ``pickled_copy=False`` leaves out the ``pytorch_adapter.bin`` it reads by default)."""
-    try:
-        file_format = format_named("adapter", format)
-    except ValueError as error:
-        raise ValueError(f"format: {error}") from None
-    return file_format.save(model, name, directory, head=head, overwrite=overwrite, **options)
+    return save_in_format(
+        "adapter", format, model, name, directory, head=head, overwrite=overwrite, **options
+    )
 
 
 def load_adapter(
@@ -128,9 +125,7 @@ def load_adapter(
     shapes) before anything is changed; a mismatch raises :class:`AdapterLoadError` saying what differs.
     ``strict=False`` loads an adapter whose recorded sites moved since it was saved, with a warning.
     """
-    folder = resolve_folder(directory, "adapter")
-    file_format = detect_format(folder, "adapter")
-    return file_format.load(model, folder, name, head=head, set_active=set_active, strict=strict)
+    return load_detected("adapter", model, directory, name, head=head, set_active=set_active, strict=strict)
 
 
 def save_mm_adapter(

@@ -26,13 +26,12 @@ from ..io import (
     backbone_signature,
     check_positions,
     check_signature,
-    detect_format,
-    format_named,
+    load_detected,
     load_head,
     read_json_object,
     read_tensors,
     register_format,
-    resolve_folder,
+    save_in_format,
     site_positions,
     write_weights_folder,
 )
@@ -66,11 +65,7 @@ def save_fusion(
     """Write fusion ``name`` (and optionally a task head) to ``directory``, atomically; an existing folder is
     replaced only with ``overwrite=True``. Save the fused adapters too, with ``save_adapter``.
     ``format="adapterhub"`` writes an AdapterHub 1.x fusion folder (no head)."""
-    try:
-        file_format = format_named("fusion", format)
-    except ValueError as error:
-        raise ValueError(f"format: {error}") from None
-    return file_format.save(model, name, directory, head=head, overwrite=overwrite, **options)
+    return save_in_format("fusion", format, model, name, directory, head=head, overwrite=overwrite, **options)
 
 
 def load_fusion(
@@ -87,9 +82,7 @@ def load_fusion(
 
     Raises :class:`AdapterLoadError` naming the missing adapters when the model lacks any of them.
     """
-    folder = resolve_folder(directory, "fusion")
-    file_format = detect_format(folder, "fusion")
-    return file_format.load(model, folder, name, head=head, set_active=set_active, strict=strict)
+    return load_detected("fusion", model, directory, name, head=head, set_active=set_active, strict=strict)
 
 
 def save_mm_fusion(

@@ -6,6 +6,7 @@ composition, interop or Lightning code.
 """
 
 from .atomic import write_directory_atomically, write_file_atomically
+from .dispatch import load_detected, save_in_format
 from .files import (
     ADAPTER_CONFIG_FILE,
     ADAPTER_WEIGHTS_FILE,
@@ -50,6 +51,7 @@ __all__ = [
     "format_named",
     "formats",
     "hub_files",
+    "load_detected",
     "load_head",
     "parse_hub_id",
     "read_json_object",
@@ -57,6 +59,7 @@ __all__ = [
     "register_format",
     "resolve_folder",
     "save_head",
+    "save_in_format",
     "site_positions",
     "without_shared_memory",
     "write_directory_atomically",
