@@ -402,9 +402,14 @@ def cap_every_stage(config: Config, explicit: set[str]) -> Config:
     2,000 fusion steps after N adapter steps."""
     if "max_steps" not in explicit or "fusion_max_steps" in explicit or config.max_steps < 0:
         return config
-    capped = config.max_steps if config.fusion_max_steps < 0 else min(config.fusion_max_steps, config.max_steps)
+    capped = (
+        config.max_steps if config.fusion_max_steps < 0 else min(config.fusion_max_steps, config.max_steps)
+    )
     if capped != config.fusion_max_steps:
-        print(f"[{RECIPE}] --max-steps {config.max_steps} caps the fusion stages too ({capped} steps)", flush=True)
+        print(
+            f"[{RECIPE}] --max-steps {config.max_steps} caps the fusion stages too ({capped} steps)",
+            flush=True,
+        )
     return dataclasses.replace(config, fusion_max_steps=capped)
 
 

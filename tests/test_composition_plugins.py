@@ -16,8 +16,28 @@ from mm_adapters.state import iter_sites
 from tiny_backbones import hf_bert
 
 PACKAGE = Path(mma.__file__).parent
-CORE = ["site.py", "state.py", "injection.py", "serialization.py", "plugins.py", "config.py", "specs", "io", "atomic.py"]
-HIGHER = ("composition", "lightning", "recipes", "backbones", "speed", "interop", "runner", "cli", "inference")
+CORE = [
+    "site.py",
+    "state.py",
+    "injection.py",
+    "serialization.py",
+    "plugins.py",
+    "config.py",
+    "specs",
+    "io",
+    "atomic.py",
+]
+HIGHER = (
+    "composition",
+    "lightning",
+    "recipes",
+    "backbones",
+    "speed",
+    "interop",
+    "runner",
+    "cli",
+    "inference",
+)
 
 
 @dataclass(frozen=True)

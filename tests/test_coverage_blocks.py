@@ -191,7 +191,9 @@ def test_adapters_a_fast_path_skips_are_caught_in_the_modes_it_takes():
     with pytest.raises(AssertionError, match="houlsby: adapters skipped in no_grad"):
         check_adapters_run(model, _run, base, "houlsby")
     # the check added no hook (active sites hold their own no-op pre-hook that keeps fused parents off their fast path)
-    assert hooks_before == {id(m): (dict(m._forward_hooks), dict(m._forward_pre_hooks)) for m in model.modules()}
+    assert hooks_before == {
+        id(m): (dict(m._forward_hooks), dict(m._forward_pre_hooks)) for m in model.modules()
+    }
     assert not any(m._forward_hooks for m in model.modules())
 
 

@@ -8,12 +8,11 @@ import json
 import numpy as np
 import pytest
 import soundfile
+from onnx_exports import write_export
 
 from mm_adapters.backbones import load_backbone
 from mm_adapters.cli import predict as command
 from mm_adapters.cli.export_onnx import main as export_onnx
-
-from onnx_exports import write_export
 
 TEXTS = ["the film was great", "a dull and boring plot", "lovely", "the worst acting of the year", "fine"]
 

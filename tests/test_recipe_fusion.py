@@ -143,7 +143,10 @@ def test_max_steps_on_the_command_line_caps_every_stage(tmp_path):
     without_fusion_cap = TINY[:fusion_cap] + TINY[fusion_cap + 2 :]
     module = importlib.import_module("recipes.fusion_multitask")
     report = module.main([*without_fusion_cap, "--max-steps", "1", "--output-dir", str(tmp_path / "capped")])
-    steps = [r["steps"] for r in report["stage1"].values()] + [report["baseline"]["steps"], report["fusion"]["steps"]]
+    steps = [r["steps"] for r in report["stage1"].values()] + [
+        report["baseline"]["steps"],
+        report["fusion"]["steps"],
+    ]
     assert steps == [1, 1, 1, 1] and report["settings"]["fusion_max_steps"] == 1
     config = module.Config(max_steps=3, fusion_max_steps=20)
     assert module.cap_every_stage(config, {"max_steps", "fusion_max_steps"}).fusion_max_steps == 20

@@ -128,6 +128,10 @@ def test_speech_digits_and_whisper_asr_take_a_local_data_folder(tiny_whisper, tm
     out = tmp_path / "asr_val.jsonl"
     assert predict.main([str(tmp_path / "asr" / "out" / "adapter"), str(spoken / "validation.csv"), "-o", str(out),
                          "--batch-size", "4", "--quiet"]) == 0  # fmt: skip
-    predicted = [normalize_transcript(json.loads(line)["asr"]["transcript"]) for line in out.read_text().splitlines()]
-    word_acc = sum(p == normalize_transcript(r) for p, r in zip(predicted, references, strict=True)) / len(references)
+    predicted = [
+        normalize_transcript(json.loads(line)["asr"]["transcript"]) for line in out.read_text().splitlines()
+    ]
+    word_acc = sum(p == normalize_transcript(r) for p, r in zip(predicted, references, strict=True)) / len(
+        references
+    )
     assert round(word_acc, 6) == asr["metrics"]["val_word_acc"]

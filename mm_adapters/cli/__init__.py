@@ -22,7 +22,8 @@ COMMANDS = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="mm-adapters", description="Use trained adapters: predict on files, serve them over HTTP, export them to ONNX, push them to the hub."
+        prog="mm-adapters",
+        description="Use trained adapters: predict on files, serve them over HTTP, export them to ONNX, push them to the hub.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module_name in COMMANDS.values():
