@@ -18,7 +18,6 @@ import dataclasses
 import json
 import os
 import re
-import shutil
 import sys
 import time
 import warnings
@@ -38,10 +37,8 @@ from ..backbones import Backbone, BackboneNotFoundError, load_backbone  # noqa: 
 from ..config import AdapterConfig  # noqa: E402
 from ..data import AdapterDataModule, DatasetUnavailableError, folder_fingerprint  # noqa: E402
 from ..io.model_card import write_model_card  # noqa: E402
-from ..lightning import AdapterTaskModule, export_adapter  # noqa: E402
+from ..lightning import AdapterTaskModule  # noqa: E402
 from ..lightning.export import labels_of  # noqa: E402
-from ..lightning.method_weights import save_method_weights  # noqa: E402
-from ..lightning.task_description import describe_task, write_task_description  # noqa: E402
 from ..reliability import (  # noqa: E402
     AtomicCheckpointIO,
     CheckpointError,
@@ -57,6 +54,7 @@ from ..state import check_name  # noqa: E402
 from .cli import banner, resolve_config  # noqa: E402
 from .config import RecipeConfig, parse_layers  # noqa: E402
 from .devices import check_devices  # noqa: E402
+from .exporting import export_run  # noqa: E402
 from .local import check_not_local_only, command_line_words, is_local  # noqa: E402
 from .loggers import logger_names, make_loggers  # noqa: E402
 from .methods import lora_rank_of, prepare_backbone  # noqa: E402
@@ -353,21 +351,6 @@ def fit_schedule(config: ConfigT, data: Any) -> tuple[ConfigT, Schedule | None]:
     settled = dataclasses.replace(config, max_steps=schedule.max_steps, max_epochs=-1)
     settled.explicit_fields = explicit
     return settled, schedule
-
-
-def export_run(module: AdapterTaskModule, folder: Path, method: str, details: dict[str, Any]) -> Path:
-    """The adapter and head (:func:`~mm_adapters.lightning.export_adapter`), plus the backbone weights a full
-    fine-tune or LoRA trained (``backbone.safetensors``, ``lora/``); a module without a head (seq2seq) exports
-    those weights and its ``task.json`` alone. ``load_for_inference`` reloads every kind."""
-    if method in ("full", "lora") and getattr(module, "head", None) is None:
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
-        if module.task_kind:
-            write_task_description(folder, describe_task(module.task_kind, module.backbone, details))
-    else:
-        folder = export_adapter(module, folder, details=details)
-    save_method_weights(module.backbone.model, folder, method)
-    return folder
 
 
 def adapter_name(config: RecipeConfig, default: str | None) -> str | None:
