@@ -22,6 +22,7 @@ from torch import nn
 from ..backbones import Backbone
 from ..composition import Parallel
 from ..composition.parallel import split_rows
+from ..data.text import encode_texts
 
 CLASSIFICATION, RETRIEVAL, CTC = "classification", "retrieval", "ctc"
 TASKS = (CLASSIFICATION, RETRIEVAL, CTC)
@@ -186,7 +187,12 @@ def _vocab_size(backbone: Backbone) -> int:
 
 
 def _text_takes_mask(backbone: Backbone) -> bool:
-    return backbone.family != "open_clip"  # open_clip's text tower reads the token ids alone
+    """Whether the backbone's tokenizer gives an attention mask, as the training collators see it (open_clip's
+    does not: its text tower reads the token ids alone, at its context length). Without a tokenizer (a model
+    wrapped by hand, fed token ids by the caller) the graph takes a mask."""
+    if backbone.tokenizer is None:
+        return True
+    return "attention_mask" in encode_texts(backbone.tokenizer, ["a"], backbone.max_length)
 
 
 # -- building the specs ------------------------------------------------------------------------------------------
