@@ -56,7 +56,7 @@ def alarm_handler_restored():
 # -- the time limit and the worker pool ------------------------------------------------------------------------------
 def test_a_model_over_its_time_limit_is_reported_as_timed_out(monkeypatch, alarm_handler_restored):
     monkeypatch.setattr(pool, "named_candidate", _sleeping_candidate)
-    index, row = pool._check_one((7, "timm", "30", 1))
+    index, row = pool._check_one((7, "timm", "30", 1, False))
     result = Result(**row)
     assert index == 7
     assert result.error == "timed out after 1 s" and status(result) == "timed out"
@@ -64,7 +64,7 @@ def test_a_model_over_its_time_limit_is_reported_as_timed_out(monkeypatch, alarm
 
 def test_a_model_within_its_time_limit_leaves_no_alarm_behind(monkeypatch, alarm_handler_restored):
     monkeypatch.setattr(pool, "named_candidate", _sleeping_candidate)
-    index, row = pool._check_one((3, "timm", "0", 60))
+    index, row = pool._check_one((3, "timm", "0", 60, False))
     assert index == 3 and row["error"] == f"{BUILD_FAILED}: RuntimeError: fake 0"
     assert signal.alarm(0) == 0  # a pending alarm would stop the worker's next model
 

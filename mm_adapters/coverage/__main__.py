@@ -12,10 +12,10 @@ import sys
 import time
 from pathlib import Path
 
-from .candidates import HF_LISTED, candidates
+from .candidates import HF_LISTED, candidates, named_candidate
 from .check import Result
 from .pool import sweep_in_processes
-from .sweep import below_targets, group_markdown, markdown, status, summary_lines, target_lines
+from .sweep import below_targets, group_markdown, markdown, onnx_lines, status, summary_lines, target_lines
 
 HEADER = """# Supported models
 
@@ -56,6 +56,16 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--note", default="", help="a line about this run for the markdown (what it left out)"
     )
+    parser.add_argument(
+        "--onnx",
+        action="store_true",
+        help="also export each passing model, adapted, to ONNX and compare ONNX Runtime with PyTorch (the ONNX column)",
+    )
+    parser.add_argument(
+        "--passed-in",
+        type=Path,
+        help="sweep only the models that passed in this earlier --json run (with --onnx: the column without the rest)",
+    )
     parser.add_argument("--jobs", type=int, default=1, help="worker processes (one model at a time each)")
     parser.add_argument(
         "--seconds",
@@ -70,7 +80,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _progress(result: Result) -> None:
-    line = f"{status(result):12} {result.library:12} {result.name:50} {result.family:22} "
+    onnx = f"onnx {result.onnx[:3]:4}" if result.onnx else ""
+    line = f"{status(result):12} {onnx}{result.library:12} {result.name:50} {result.family:22} "
     print((line + (result.error or "; ".join(result.notes)))[:240], flush=True)
 
 
@@ -125,10 +136,19 @@ def main() -> None:
         for result in results:
             result.notes = tuple(result.notes)
     else:  # worker processes even for one job: the time limit per model needs them
-        results = sweep_in_processes(candidates(libraries), args.jobs, args.seconds, progress)
+        items = (
+            [
+                named_candidate(r["library"], r["name"])
+                for r in _read_rows(args.passed_in)
+                if not r["error"] and r["library"] in libraries
+            ]  # fmt: skip
+            if args.passed_in
+            else candidates(libraries)
+        )
+        results = sweep_in_processes(items, args.jobs, args.seconds, progress, onnx=args.onnx)
     if args.json:
         args.json.write_text(json.dumps([dataclasses.asdict(r) for r in results], indent=1))
-    summary = summary_lines(results, HF_LISTED)
+    summary = summary_lines(results, HF_LISTED) + onnx_lines(results)
     print(f"\nCoverage ({len(results)} models in {time.monotonic() - started:.0f} s):")
     print("\n".join(f"  {line}" for line in summary))
     if args.markdown:

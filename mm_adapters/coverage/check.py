@@ -50,6 +50,8 @@ class Result:
     """What the coverage figures count: the Hugging Face model type, the timm module, the open_clip config."""
     blocks: int = 0
     """Transformer blocks the independent finder saw (:func:`.blocks.find_blocks`)."""
+    onnx: str = ""
+    """``yes`` or ``no: <why>`` when the sweep ran with ``--onnx`` and the model passes (:mod:`.onnx_check`)."""
 
     @property
     def ok(self) -> bool:

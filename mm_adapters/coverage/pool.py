@@ -21,12 +21,12 @@ def _on_alarm(signum, frame):
     raise _TimeLimit
 
 
-def _check_one(task: tuple[int, str, str, int]) -> tuple[int, dict]:
-    index, library, name, seconds = task
+def _check_one(task: tuple[int, str, str, int, bool]) -> tuple[int, dict]:
+    index, library, name, seconds, onnx = task
     signal.signal(signal.SIGALRM, _on_alarm)
     signal.alarm(seconds)
     try:
-        result = sweep([named_candidate(library, name)])[0]
+        result = sweep([named_candidate(library, name)], onnx=onnx)[0]
     except _TimeLimit:
         result = Result(library, name, error=f"{TIMED_OUT} after {seconds} s")
     finally:
@@ -35,11 +35,15 @@ def _check_one(task: tuple[int, str, str, int]) -> tuple[int, dict]:
 
 
 def sweep_in_processes(
-    items: Iterable[Candidate], jobs: int, seconds: int, progress: Callable[[Result], None] | None = None
+    items: Iterable[Candidate],
+    jobs: int,
+    seconds: int,
+    progress: Callable[[Result], None] | None = None,
+    onnx: bool = False,
 ) -> list[Result]:
     """Like :func:`~mm_adapters.coverage.sweep.sweep`, over ``jobs`` fresh processes (a worker is replaced every 100
     models, so memory a model leaves behind does not add up), in the order of ``items``."""
-    tasks = [(index, c.library, c.name, seconds) for index, c in enumerate(items)]
+    tasks = [(index, c.library, c.name, seconds, onnx) for index, c in enumerate(items)]
     results: dict[int, Result] = {}
     with multiprocessing.get_context("spawn").Pool(jobs, maxtasksperchild=100) as pool:
         for index, row in pool.imap_unordered(_check_one, tasks):

@@ -13,6 +13,7 @@ import torch
 
 from .candidates import Candidate
 from .check import Result, check_model
+from .onnx_check import YES, check_onnx
 
 BUILD_FAILED = "build failed"
 TIMED_OUT = "timed out"
@@ -37,7 +38,8 @@ lower for models that time out on a slower machine; none of :data:`ISSUE_TARGETS
 types`` is issue 13's list (24 of 24). Raise the guards as the figures rise."""
 
 
-def sweep(items: Iterable[Candidate], progress=None) -> list[Result]:
+def sweep(items: Iterable[Candidate], progress=None, onnx: bool = False) -> list[Result]:
+    """Check each candidate; with ``onnx``, a model that passes also gets its ONNX column (:mod:`.onnx_check`)."""
     results = []
     logging.getLogger("mm_adapters").setLevel(logging.ERROR)  # partial-tower notes go into the table instead
     for candidate in items:
@@ -52,6 +54,8 @@ def sweep(items: Iterable[Candidate], progress=None) -> list[Result]:
                 result.error = f"{BUILD_FAILED}: {type(error).__name__}: {first_line}"
             else:
                 check_model(model, candidate.run, result)
+                if onnx and result.ok:
+                    result.onnx = check_onnx(model, candidate.run)
         result.seconds = round(time.monotonic() - started, 2)
         results.append(result)
         if progress is not None:
@@ -212,17 +216,39 @@ def group_markdown(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+def onnx_lines(results: list[Result]) -> list[str]:
+    """The ONNX figure over the passing models the sweep checked (issue 20: >= 90%), per library."""
+    checked = [r for r in results if r.ok and r.onnx]
+    if not checked:
+        return []
+    lines = []
+    for library in [*GROUPS, None]:
+        rows = [r for r in checked if library is None or r.library == library]
+        if rows:
+            matched = sum(r.onnx == YES for r in rows)
+            label = f"{library} models" if library else "all libraries"
+            lines.append(
+                f"ONNX, {label}: {matched} of {len(rows)} passing models export and match eager PyTorch within 1e-4 "
+                f"({100 * matched / len(rows):.1f}%)"
+            )
+    return lines
+
+
 def markdown(results: list[Result]) -> str:
+    with_onnx = any(r.onnx for r in results)
     lines = [
-        "| library | group | model | class | family | blocks found | towers (layers) | works | note |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| library | group | model | class | family | blocks found | towers (layers) | works |"
+        + " ONNX |" * with_onnx
+        + " note |",
+        "|---|---|---|---|---|---|---|---|---|" + "---|" * with_onnx,
     ]
     for r in results:
         towers = ", ".join(f"{name} ({count})" for name, count in r.towers.items())
         note = (r.error or "; ".join(r.notes)).replace("|", "/")
+        onnx = f" {r.onnx.replace('|', '/').replace(chr(10), ' ')} |" if with_onnx else ""
         lines.append(
             f"| {r.library} | {group_of(r)} | {r.name} | {r.model_class} | {r.family} | {r.blocks} | {towers} "
-            f"| {status(r)} | {note} |"
+            f"| {status(r)} |{onnx} {note} |"
         )
     return "\n".join(lines)
 

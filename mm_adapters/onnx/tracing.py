@@ -56,19 +56,7 @@ def export_graph(
     names = spec.input_names + list(extra_inputs)
     axes = {**spec.dynamic_axes, **(extra_axes or {})}
     module = spec.module.eval()
-    exporter, reason = "dynamo", None
-    try:
-        _export_dynamo(module, inputs, names, spec.output_names, axes, path, opset)
-    except Exception as dynamo_error:  # noqa: BLE001 -- any exporter failure leads to the fallback
-        reason = _summary(dynamo_error)
-        exporter = "torchscript"
-        try:
-            _export_torchscript(module, inputs, names, spec.output_names, axes, path, opset)
-        except Exception as script_error:  # noqa: BLE001
-            raise OnnxExportError(
-                f"Cannot export graph {spec.name!r} to ONNX. dynamo exporter: {reason} TorchScript exporter: "
-                f"{_summary(script_error)}"
-            ) from script_error
+    exporter, reason = trace_module(module, inputs, names, spec.output_names, axes, path, opset, spec.name)
     check = spec.make_inputs(CHECK_BATCH, CHECK_LENGTH) + tuple(extra_inputs.values())
     try:
         diff = compare_with_eager(module, path, names, spec.output_names, check)
@@ -86,6 +74,26 @@ def export_graph(
             f"something else.{' (dynamo failed: ' + reason + ')' if reason else ''}"
         )
     return TraceResult(path, exporter, diff, reason)
+
+
+def trace_module(
+    module, inputs, names, output_names, axes, path: Path, opset: int = DEFAULT_OPSET, label: str = "model"
+) -> tuple[str, str | None]:
+    """Write ``module(*inputs)`` to ``path`` with the dynamo exporter, or where it fails the TorchScript one:
+    (the exporter that wrote it, why dynamo failed). Raises :class:`OnnxExportError` naming both failures."""
+    try:
+        _export_dynamo(module, inputs, names, output_names, axes, path, opset)
+        return "dynamo", None
+    except Exception as dynamo_error:  # noqa: BLE001 -- any exporter failure leads to the fallback
+        reason = _summary(dynamo_error)
+    try:
+        _export_torchscript(module, inputs, names, output_names, axes, path, opset)
+    except Exception as script_error:  # noqa: BLE001
+        raise OnnxExportError(
+            f"Cannot export graph {label!r} to ONNX. dynamo exporter: {reason} TorchScript exporter: "
+            f"{_summary(script_error)}"
+        ) from script_error
+    return "torchscript", reason
 
 
 def compare_with_eager(module, path: Path, names, output_names, inputs, eager_inputs=None) -> float:
