@@ -265,8 +265,7 @@ def _ensure_tap(layer: nn.Module, path: str | None, site: AdapterSite, output: b
 def _apply_active(model: nn.Module, active: tuple[str, ...]) -> None:
     for site in iter_sites(model):
         site.set_active(active)
-        for adapter_name, adapter in site.adapters.items():
-            adapter.requires_grad_(adapter_name in active)
+        site.set_trainable(active)
         site.fusions.requires_grad_(False)
 
 

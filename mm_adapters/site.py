@@ -8,6 +8,7 @@ different module than the one whose output is adapted (Hugging Face BERT and ViT
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import torch
@@ -137,6 +138,14 @@ class AdapterSite(LayerWrapper):
     def remove(self, name: str) -> None:
         del self.adapters[name]
         self.set_active(tuple(n for n in self.active if n != name), self.composition)
+
+    def set_trainable(self, names: Collection[str]) -> None:
+        """The adapters ``names`` here trainable, the others frozen; only adapters whose state changes are touched
+        (with 1,000 adapters loaded, switching task would otherwise walk every adapter's parameters)."""
+        for name, adapter in self.adapters.items():
+            wanted = name in names
+            if adapter.down.weight.requires_grad != wanted:  # requires_grad_ sets every parameter alike
+                adapter.requires_grad_(wanted)
 
     def set_active(self, names: tuple[str, ...], composition: Any = None) -> None:
         """Use ``names`` here; ``composition`` (an object with ``apply(site, hidden, sublayer_input)``) replaces

@@ -82,10 +82,22 @@ def check_name(name: object) -> str:
 
 
 def iter_sites(model: nn.Module):
-    """Every adapter site in the model, in module order."""
-    for module in model.modules():
+    """Every adapter site in the model, in module order (``model.modules()``'s), without walking the sites' own
+    adapters and fusion layers: with 1,000 adapters loaded they are nearly all of the model's modules, and switching
+    task would walk them all."""
+    seen: set[int] = set()
+    pending = [model]
+    while pending:
+        module = pending.pop()
+        if id(module) in seen:
+            continue
+        seen.add(id(module))
+        skipped: tuple[nn.Module, ...] = ()
         if isinstance(module, AdapterSite):
             yield module
+            skipped = (module.adapters, module.fusions)
+        children = [c for c in module._modules.values() if c is not None and all(c is not s for s in skipped)]
+        pending.extend(reversed(children))
 
 
 def tower_layers(model: nn.Module, spec: BackboneSpec) -> dict[str, list[nn.Module] | nn.ModuleList]:

@@ -151,6 +151,22 @@ def test_switching_stacking_and_deactivating():
     assert _trainable_adapter_names(tiny.model) == {"a"}
 
 
+def test_switching_with_many_adapters_sets_exactly_the_active_one_trainable():
+    from mm_adapters.site import AdapterSite
+    from mm_adapters.state import iter_sites
+
+    tiny = hf_bert()
+    for index in range(12):
+        mma.add_adapter(tiny.model, f"t{index}", AdapterConfig.houlsby(), set_active=False)
+    # the sites are found without walking their adapters, in the order model.modules() gives them
+    assert list(iter_sites(tiny.model)) == [m for m in tiny.model.modules() if isinstance(m, AdapterSite)]
+    # a user unfreezes one site's adapters by hand, then switches
+    next(iter_sites(tiny.model)).adapters.requires_grad_(True)
+    for name in ["t3", "t7", "t3", None, "t11"]:
+        mma.set_active_adapters(tiny.model, name)
+        assert _trainable_adapter_names(tiny.model) == ({name} if name else set())
+
+
 def test_layer_selection_and_frozen_prefix_query():
     model = hf_bert().model
     mma.add_adapter(model, "top", AdapterConfig.pfeiffer(layers="last:1"))

@@ -83,8 +83,7 @@ def activate_block(
     for site in iter_sites(model):
         plan = plan_for(block, site)
         site.set_active(names if plan is not None else (), plan)
-        for adapter_name, adapter in site.adapters.items():
-            adapter.requires_grad_(adapter_name in trained_adapters)
+        site.set_trainable(trained_adapters)
         for fusion_name, fusion in site.fusions.items():
             fusion.requires_grad_(fusion_name in trained_fusions)
     return block

@@ -39,6 +39,13 @@ the base's in `train()`, `eval()`, `torch.no_grad()` and `torch.inference_mode()
 `add_adapter` refuses the model (the reason is in the table); counted apart. *half-adapted*: blocks the finder sees
 hold no adapter and no note names them; a failure, also counted apart. A type / module passes when every model of it
 that builds and is not refused passes; the percentages are of the groups that build and have blocks.
+
+*ONNX* (`make coverage-onnx`: `--onnx` over the models that pass, merged into this table): the model with a Pfeiffer
+adapter of non-zero weights, each call the sweep makes on it (`forward`, `forward_features`, `encode_image`,
+`encode_text`) exported as `mm-adapters export-onnx` exports (dynamo exporter, TorchScript where dynamo fails), the
+batch axis dynamic, then run with ONNX Runtime on one row (another batch size than the one traced): `yes` when every
+floating-point output equals eager PyTorch within 1e-4 (max abs), else `no` and why. Its figure counts the passing
+models the ONNX run checked.
 """
 
 
