@@ -148,7 +148,7 @@ def main() -> None:
                 named_candidate(r["library"], r["name"])
                 for r in _read_rows(args.passed_in)
                 if not r["error"] and r["library"] in libraries
-            ]  # fmt: skip
+            ]
             if args.passed_in
             else candidates(libraries)
         )
