@@ -144,26 +144,23 @@ def example_batch(model) -> dict[str, torch.Tensor]:
     raise ValueError(f"no example input runs {type(model).__name__}: " + " | ".join(dict.fromkeys(errors)))
 
 
+def float_tensors(output) -> list[torch.Tensor]:
+    """Every floating-point tensor of a model output (tensors, ``ModelOutput``s, dicts, lists and tuples), in order."""
+    if isinstance(output, torch.Tensor):
+        return [output] if output.is_floating_point() else []
+    if hasattr(output, "to_tuple"):
+        output = output.to_tuple()
+    if isinstance(output, dict):
+        output = list(output.values())
+    if not isinstance(output, (list, tuple)):
+        return []
+    return [tensor for value in output for tensor in float_tensors(value)]
+
+
 def all_floats(output) -> torch.Tensor:
     """Every floating-point tensor of a model output, flattened per example and concatenated (so every tower and
     every head the output carries is compared)."""
-    found: list[torch.Tensor] = []
-
-    def visit(value) -> None:
-        if isinstance(value, torch.Tensor):
-            if value.is_floating_point() and value.dim() > 0 and value.shape[0] == BATCH:
-                found.append(value.reshape(BATCH, -1))
-        elif hasattr(value, "to_tuple"):
-            for item in value.to_tuple():
-                visit(item)
-        elif isinstance(value, dict):
-            for item in value.values():
-                visit(item)
-        elif isinstance(value, (list, tuple)):
-            for item in value:
-                visit(item)
-
-    visit(output)
+    found = [t.reshape(BATCH, -1) for t in float_tensors(output) if t.dim() > 0 and t.shape[0] == BATCH]
     if not found:
         raise TypeError(
             f"no floating-point tensor with a batch dimension in the output {type(output).__name__}"

@@ -21,6 +21,7 @@ from torch import nn
 from ..config import AdapterConfig
 from ..injection import add_adapter
 from ..state import iter_sites
+from .hf_inputs import float_tensors
 
 ENTRY_POINTS = ("forward", "forward_features", "encode_image", "encode_text")
 """The methods the sweep's ``run`` functions call on a model; each top-level call becomes one graph."""
@@ -104,18 +105,7 @@ class _Call(nn.Module):
         for slot, tensor in zip(self.slots, tensors[: len(self.slots)], strict=True):
             args[slot] = tensor
         kwargs = {**self.kwargs, **dict(zip(self.keys, tensors[len(self.slots) :], strict=True))}
-        return tuple(_float_tensors(getattr(self.model, self.method)(*args, **kwargs)))
-
-
-def _float_tensors(output) -> list[torch.Tensor]:
-    if isinstance(output, torch.Tensor):
-        return [output] if output.is_floating_point() else []
-    if hasattr(output, "to_tuple"):
-        output = output.to_tuple()
-    values = output.values() if isinstance(output, dict) else output
-    if not isinstance(values, (list, tuple, type({}.values()))):
-        return []
-    return [tensor for value in values for tensor in _float_tensors(value)]
+        return tuple(float_tensors(getattr(self.model, self.method)(*args, **kwargs)))
 
 
 def _export_and_compare(call: _Call, path: Path) -> None:
